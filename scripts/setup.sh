@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Idempotent set-up: apt packages for headless OpenGL, a virtual environment in .venv,
+# and vfmbench installed into it. Sourced by scripts/demo.sh and scripts/test.sh.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VFMBENCH_VENV:-$ROOT/.venv}"
+EXTRAS="${VFMBENCH_EXTRAS:-sim,viz,dev}"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "cannot install ${missing[*]}: no apt-get here; install the equivalent packages by hand"
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+            log "not root and no sudo: run 'apt-get install ${missing[*]}' as root"; return 0; fi
+    fi
+    log "installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Headless rendering through EGL (Mesa on CPU), OSMesa as a fallback.
+if command -v dpkg >/dev/null 2>&1; then
+    apt_install libegl1 libgl1-mesa-dri libosmesa6
+fi
+
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+    for cand in python3.11 python3.12 python3; do
+        if command -v "$cand" >/dev/null 2>&1; then PY="$cand"; break; fi
+    done
+fi
+[ -n "$PY" ] || { log "no python3 found; install Python 3.11"; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtual environment $VENV"
+    if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+        rm -rf "$VENV"
+        command -v dpkg >/dev/null 2>&1 && apt_install python3-venv
+        "$PY" -m venv "$VENV"
+    fi
+fi
+
+# Reinstall only when the dependency declaration changed.
+STAMP="$VENV/.vfmbench-install"
+WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)-$EXTRAS"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+    log "installing vfmbench[$EXTRAS] into $VENV (first run takes a few minutes)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+    # The CPU build first, so nothing pulls a multi-GB CUDA torch.
+    "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
+    echo "$WANT" > "$STAMP"
+fi
+
+export PATH="$VENV/bin:$PATH"
+export VFMBENCH_PYTHON="$VENV/bin/python"

@@ -1,0 +1,1 @@
+"""Scripted experts that act on privileged state."""

@@ -1,0 +1,203 @@
+"""Fetch pixel tasks (gymnasium-robotics assets): fetch_reach, fetch_push, fetch_pick_and_place.
+
+The default camera looks down on the table from the side (azimuth 90, elevation -60), so the
+block (5 cm), the red goal marker and the gripper are all visible at 84x84. Proprioception is
+gripper position, finger state and their velocities (10 numbers); following paper 000 (§5.2)
+it is given to the policy for pick-and-place only by default. Privileged state is the
+environment's observation vector plus the desired goal. Success is the environment's
+``is_success`` at the current step; episodes last 50 steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from vfmbench.tasks._registry import TaskSpec, register_task
+from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig
+from vfmbench.tasks.experts.fetch import pick_and_place_expert, push_expert, reach_expert
+from vfmbench.utils.imports import require
+from vfmbench.utils.rendering import ensure_rendering
+
+FETCH_CAMERA = CameraConfig(lookat=(1.3, 0.75, 0.43), distance=1.0, azimuth=90.0, elevation=-60.0)
+# Indices of proprioceptive entries in the Fetch observation vector (object tasks):
+# grip_pos 0:3, gripper_state 9:11, grip_velp 20:23, gripper_vel 23:25.
+_PROPRIO_OBJECT = np.r_[0:3, 9:11, 20:23, 23:25]
+_PROPRIO_REACH = np.arange(10)  # reach observation is only the gripper
+
+
+def _import_fetch_classes() -> dict[str, Any]:
+    require("mujoco", extra="sim")
+    require("gymnasium", extra="sim")
+    # gymnasium_robotics prints an unrelated Adroit notice on import; keep the console clean.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        require("gymnasium_robotics", extra="sim")
+        from gymnasium_robotics.envs.fetch.pick_and_place import MujocoFetchPickAndPlaceEnv
+        from gymnasium_robotics.envs.fetch.push import MujocoFetchPushEnv
+        from gymnasium_robotics.envs.fetch.reach import MujocoFetchReachEnv
+    return {
+        "reach": MujocoFetchReachEnv,
+        "push": MujocoFetchPushEnv,
+        "pick_and_place": MujocoFetchPickAndPlaceEnv,
+    }
+
+
+class FetchTask(Task):
+    """A Fetch environment rendered from a fixed camera."""
+
+    def __init__(self, name: str, variant: str, config: TaskConfig, expert: Any, default_proprio: bool):
+        ensure_rendering()
+        import mujoco
+
+        self._mujoco = mujoco
+        self.name = name
+        self.variant = variant
+        self.config = config
+        self._expert = expert
+        self._env = _import_fetch_classes()[variant](reward_type="sparse")
+        self._model, self._data = self._env.model, self._env.data
+        self.camera = config.camera or FETCH_CAMERA
+        self._renderer = mujoco.Renderer(self._model, config.resolution, config.resolution)
+        self._cam = mujoco.MjvCamera()
+        self._cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+        self._cam.lookat[:] = self.camera.lookat
+        self._cam.distance = self.camera.distance
+        self._cam.azimuth = self.camera.azimuth
+        self._cam.elevation = self.camera.elevation
+        self.use_proprio = default_proprio if config.proprio is None else config.proprio
+        self._proprio_idx = _PROPRIO_REACH if variant == "reach" else _PROPRIO_OBJECT
+        self.action_dim = 4
+        self.max_episode_steps = config.max_episode_steps or 50
+        self._raw: dict[str, np.ndarray] | None = None
+        self._t = 0
+        self._goal_obs: Observation | None = None
+        obs = self._env._get_obs()
+        self.state_dim = obs["observation"].shape[0] + obs["desired_goal"].shape[0]
+        self.proprio_dim = len(self._proprio_idx) if self.use_proprio else 0
+
+    # -- observations -------------------------------------------------------------------
+    def _state(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([raw["observation"], raw["desired_goal"]]).astype(np.float32)
+
+    def _observation(self) -> Observation:
+        assert self._raw is not None
+        obs: Observation = {
+            "pixels": self.render(),
+            "state": self._state(self._raw),
+            "proprio": self._raw["observation"][self._proprio_idx].astype(np.float32)
+            if self.use_proprio
+            else np.zeros(0, np.float32),
+        }
+        if self.config.goal_conditioned:
+            assert self._goal_obs is not None
+            obs["goal_pixels"] = self._goal_obs["pixels"]
+            obs["goal_state"] = self._goal_obs["state"]
+        return obs
+
+    def render(self) -> np.ndarray:
+        self._env._render_callback()  # moves the goal marker to the goal
+        self._renderer.update_scene(self._data, camera=self._cam)
+        return self._renderer.render().copy()
+
+    # -- episode --------------------------------------------------------------------------
+    def reset(self, seed: int) -> Observation:
+        self._raw, _ = self._env.reset(seed=int(seed))
+        self._t = 0
+        if self.config.goal_conditioned:
+            self._goal_obs = self._expert_goal()
+        return self._observation()
+
+    def step(self, action: np.ndarray) -> StepResult:
+        if self._raw is None:
+            raise RuntimeError(f"{self.name}: call reset() before step()")
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
+        self._raw, _, _, _, info = self._env.step(action)
+        self._t += 1
+        success = bool(info["is_success"])
+        return StepResult(self._observation(), success, self._t >= self.max_episode_steps, {})
+
+    def is_success(self) -> bool:
+        assert self._raw is not None
+        return bool(self._env._is_success(self._raw["achieved_goal"], self._raw["desired_goal"]))
+
+    def expert_action(self) -> np.ndarray:
+        assert self._raw is not None
+        return self._expert(self._raw).astype(np.float32)
+
+    def _expert_goal(self) -> Observation:
+        """The goal image: the scene after the expert solves the episode from here (paper 000 §5.1)."""
+        mj = self._mujoco
+        spec = mj.mjtState.mjSTATE_INTEGRATION
+        saved = np.empty(mj.mj_stateSize(self._model, spec))
+        mj.mj_getState(self._model, self._data, saved, spec)
+        raw = self._raw
+        assert raw is not None
+        for _ in range(self.max_episode_steps):
+            raw, _, _, _, info = self._env.step(np.clip(self._expert(raw), -1, 1))
+            if info["is_success"]:
+                # a few more steps let the object settle where the expert leaves it
+                for _ in range(3):
+                    raw, *_ = self._env.step(np.clip(self._expert(raw), -1, 1))
+                break
+        goal = {"pixels": self.render(), "state": self._state(raw)}
+        mj.mj_setState(self._model, self._data, saved, spec)
+        mj.mj_forward(self._model, self._data)
+        return goal
+
+    def describe(self) -> dict[str, Any]:
+        import gymnasium_robotics
+        import mujoco
+
+        return {
+            "task": self.name,
+            "family": "fetch",
+            "env_class": type(self._env).__name__,
+            "resolution": self.config.resolution,
+            "camera": asdict(self.camera),
+            "goal_conditioned": self.config.goal_conditioned,
+            "proprio": self.use_proprio,
+            "max_episode_steps": self.max_episode_steps,
+            "action_dim": self.action_dim,
+            "state_dim": self.state_dim,
+            "proprio_dim": self.proprio_dim,
+            "versions": {"mujoco": mujoco.__version__, "gymnasium_robotics": gymnasium_robotics.__version__},
+        }
+
+    def close(self) -> None:
+        self._renderer.close()
+        self._env.close()
+
+
+def _factory(name: str, variant: str, expert: Any, default_proprio: bool):
+    def make(config: TaskConfig) -> Task:
+        return FetchTask(name, variant, config, expert, default_proprio)
+
+    return make
+
+
+for _name, _variant, _expert, _proprio, _desc in [
+    ("fetch_reach", "reach", reach_expert, True, "move the gripper to a 3-D goal (no object)"),
+    ("fetch_push", "push", push_expert, False, "push a block to a goal on the table (gripper closed)"),
+    (
+        "fetch_pick_and_place",
+        "pick_and_place",
+        pick_and_place_expert,
+        True,
+        "grasp a block and place it at a goal on the table or in the air",
+    ),
+]:
+    register_task(
+        TaskSpec(
+            name=_name,
+            family="fetch",
+            description=_desc,
+            factory=_factory(_name, _variant, _expert, _proprio),
+            action_dim=4,
+            max_episode_steps=50,
+            default_proprio=_proprio,
+        )
+    )

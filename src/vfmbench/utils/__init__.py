@@ -1,0 +1,1 @@
+"""Shared helpers: errors, optional imports, configs, rendering preflight, seeding, paths."""
