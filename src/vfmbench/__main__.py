@@ -1,0 +1,5 @@
+import sys
+
+from vfmbench.cli import app
+
+sys.exit(app())

@@ -1,0 +1,40 @@
+"""`vfmbench` command line. One thin module per command group; each has `register(subparsers)`
+which adds its parser and sets ``func`` to a handler taking the parsed args."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vfmbench.utils.errors import VfmbenchError
+
+# Command modules, in the order `vfmbench --help` lists them.
+COMMAND_MODULES = ["demo", "collect", "train", "evaluate", "tasks", "encoders"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vfmbench",
+        description="Compare vision backbones for visuomotor policies on simulated robot tasks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"vfmbench.cli.{name}").register(sub)
+    return parser
+
+
+def app(argv: list[str] | None = None) -> int:
+    """Entry point of the `vfmbench` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except VfmbenchError as exc:
+        print(f"vfmbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vfmbench: interrupted; finished work is kept and a rerun resumes it", file=sys.stderr)
+        return 130
+    return int(result or 0)

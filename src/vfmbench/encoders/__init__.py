@@ -1,0 +1,25 @@
+"""Vision encoders behind one registry: uint8 images ``[B, H, W, 3]`` in, ``[B, D]`` out."""
+
+from vfmbench.encoders import builtin as _builtin  # noqa: F401  (registers entries)
+from vfmbench.encoders._registry import (
+    EncoderSpec,
+    create_encoder,
+    encoder_label,
+    get_encoder_spec,
+    list_encoders,
+    register_encoder,
+)
+from vfmbench.encoders._weights import WeightsSpec
+from vfmbench.encoders.base import Encoder, Preprocessing
+
+__all__ = [
+    "Encoder",
+    "EncoderSpec",
+    "Preprocessing",
+    "WeightsSpec",
+    "create_encoder",
+    "encoder_label",
+    "get_encoder_spec",
+    "list_encoders",
+    "register_encoder",
+]
