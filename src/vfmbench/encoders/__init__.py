@@ -1,6 +1,7 @@
 """Vision encoders behind one registry: uint8 images ``[B, H, W, 3]`` in, ``[B, D]`` out."""
 
 from vfmbench.encoders import builtin as _builtin  # noqa: F401  (registers entries)
+from vfmbench.encoders import zoo as _zoo  # noqa: F401  (registers the foundation models; imports no transformers)
 from vfmbench.encoders._registry import (
     EncoderSpec,
     create_encoder,

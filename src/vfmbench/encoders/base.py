@@ -9,7 +9,9 @@ identifies its outputs for the embedding cache.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+import contextlib
+import math
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +53,13 @@ def to_nchw_float(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
+def _resize(x: torch.Tensor, size: tuple[int, int], p: Preprocessing) -> torch.Tensor:
+    """Interpolate ``[B, 3, H, W]`` to `size`, clamped to the input's range as uint8 image resizes are
+    (bicubic overshoots; bilinear never leaves the range, so the clamp changes nothing there)."""
+    x = F.interpolate(x, size=size, mode=p.interpolation, antialias=p.antialias, align_corners=False)
+    return x.clamp_(0.0, 255.0 * p.scale)
+
+
 def apply_preprocessing(images: torch.Tensor, p: Preprocessing) -> torch.Tensor:
     """uint8 ``[B, H, W, 3]`` -> normalised float ``[B, 3, h, w]``, batched on the images' device."""
     x = to_nchw_float(images) * p.scale
@@ -58,13 +67,13 @@ def apply_preprocessing(images: torch.Tensor, p: Preprocessing) -> torch.Tensor:
         h, w = x.shape[-2:]
         s = p.longest_side / max(h, w)
         nh, nw = int(h * s + 0.5), int(w * s + 0.5)
-        x = F.interpolate(x, size=(nh, nw), mode=p.interpolation, antialias=p.antialias, align_corners=False)
+        x = _resize(x, (nh, nw), p)
     elif p.resize is not None:
         h, w = x.shape[-2:]
         s = p.resize / min(h, w)
         nh, nw = (p.resize, int(w * s + 0.5)) if h <= w else (int(h * s + 0.5), p.resize)
         if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode=p.interpolation, antialias=p.antialias, align_corners=False)
+            x = _resize(x, (nh, nw), p)
     if p.crop is not None:
         h, w = x.shape[-2:]
         top, left = (h - p.crop) // 2, (w - p.crop) // 2
@@ -76,6 +85,22 @@ def apply_preprocessing(images: torch.Tensor, p: Preprocessing) -> torch.Tensor:
         h, w = x.shape[-2:]
         x = F.pad(x, (0, p.longest_side - w, 0, p.longest_side - h))
     return x
+
+
+def view_preprocessing(size: int, crop_pct: float, interpolation: str, mean: tuple[float, float, float],
+                       std: tuple[float, float, float], scale: float = 1.0 / 255.0) -> Preprocessing:
+    """Resize the shorter side to ``floor(size / crop_pct)`` and centre-crop ``size`` (as torchvision
+    and timm evaluation transforms do; crop_pct 0.875 is 256 -> 224, 1.0 keeps the whole frame)."""
+    return Preprocessing(scale=scale, resize=math.floor(size / crop_pct), crop=size, mean=mean, std=std,
+                         interpolation=interpolation)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draw random initialisations inside the block from `seed`, leaving the global RNG alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 @dataclass
