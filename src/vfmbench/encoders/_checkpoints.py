@@ -16,6 +16,7 @@ import argparse
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,10 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return dict(load_file(str(path)))
-    if _is_torchscript(path):
-        return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+    if _is_torchscript(path):  # OpenAI's CLIP releases; torch.jit.load is deprecated but still reads them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
     if os.environ.get(TRUST_ENV) == "1":
         return torch.load(path, map_location="cpu", weights_only=False)
     try:

@@ -70,8 +70,8 @@ def apply_preprocessing(images: torch.Tensor, p: Preprocessing) -> torch.Tensor:
         x = _resize(x, (nh, nw), p)
     elif p.resize is not None:
         h, w = x.shape[-2:]
-        s = p.resize / min(h, w)
-        nh, nw = (p.resize, int(w * s + 0.5)) if h <= w else (int(h * s + 0.5), p.resize)
+        # torchvision's rule: the longer side becomes int(resize * long / short), truncated
+        nh, nw = (p.resize, int(p.resize * w / h)) if h <= w else (int(p.resize * h / w), p.resize)
         if (nh, nw) != (h, w):
             x = _resize(x, (nh, nw), p)
     if p.crop is not None:
