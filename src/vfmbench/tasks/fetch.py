@@ -1,7 +1,8 @@
 """Fetch pixel tasks (gymnasium-robotics assets): fetch_reach, fetch_push, fetch_pick_and_place.
 
-The default camera looks down on the table from the side (azimuth 90, elevation -60), so the
-block (5 cm), the red goal marker and the gripper are all visible at 84x84. Proprioception is
+The default camera faces the robot across the table (azimuth 180, elevation -55, 0.85 m from
+the centre of the work area), so the arm stays behind the block (5 cm, about 6 pixels at
+84x84), the red goal marker and the gripper, which are all visible. Proprioception is
 gripper position, finger state and their velocities (10 numbers); following paper 000 (§5.2)
 it is given to the policy for pick-and-place only by default. Privileged state is the
 environment's observation vector plus the desired goal. Success is the environment's
@@ -10,8 +11,10 @@ environment's observation vector plus the desired goal. Success is the environme
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
+import weakref
 from dataclasses import asdict
 from typing import Any
 
@@ -23,11 +26,21 @@ from vfmbench.tasks.experts.fetch import pick_and_place_expert, push_expert, rea
 from vfmbench.utils.imports import require
 from vfmbench.utils.rendering import ensure_rendering
 
-FETCH_CAMERA = CameraConfig(lookat=(1.3, 0.75, 0.43), distance=1.0, azimuth=90.0, elevation=-60.0)
+FETCH_CAMERA = CameraConfig(lookat=(1.34, 0.75, 0.45), distance=0.85, azimuth=180.0, elevation=-55.0)
 # Indices of proprioceptive entries in the Fetch observation vector (object tasks):
 # grip_pos 0:3, gripper_state 9:11, grip_velp 20:23, gripper_vel 23:25.
 _PROPRIO_OBJECT = np.r_[0:3, 9:11, 20:23, 23:25]
 _PROPRIO_REACH = np.arange(10)  # reach observation is only the gripper
+
+
+_LIVE: "weakref.WeakSet[FetchTask]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_tasks() -> None:
+    """Free GL contexts before interpreter teardown (otherwise EGL prints errors at exit)."""
+    for task in list(_LIVE):
+        task.close()
 
 
 def _import_fetch_classes() -> dict[str, Any]:
@@ -75,7 +88,9 @@ class FetchTask(Task):
         self._raw: dict[str, np.ndarray] | None = None
         self._t = 0
         self._goal_obs: Observation | None = None
-        obs = self._env._get_obs()
+        self._closed = False
+        _LIVE.add(self)
+        obs, _ = self._env.reset(seed=0)  # sizes are only known once a goal is sampled
         self.state_dim = obs["observation"].shape[0] + obs["desired_goal"].shape[0]
         self.proprio_dim = len(self._proprio_idx) if self.use_proprio else 0
 
@@ -168,8 +183,10 @@ class FetchTask(Task):
         }
 
     def close(self) -> None:
-        self._renderer.close()
-        self._env.close()
+        if not self._closed:
+            self._closed = True
+            self._renderer.close()
+            self._env.close()
 
 
 def _factory(name: str, variant: str, expert: Any, default_proprio: bool):

@@ -1,0 +1,107 @@
+"""Collect expert episodes from a task into a dataset folder (resumable)."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from vfmbench.data.episodes import MANIFEST, EpisodeDataset, EpisodeWriter
+from vfmbench.tasks import TaskConfig, make_task
+from vfmbench.utils.errors import ConfigError, DatasetError
+
+
+@dataclass
+class CollectConfig:
+    """What to collect. Episode i of the attempt sequence uses seed ``seed + i``."""
+
+    task: str = "fetch_reach"
+    episodes: int = 100
+    seed: int = 0
+    keep_failures: bool = False  # keep expert episodes that did not succeed
+    task_config: TaskConfig = field(default_factory=TaskConfig)
+
+    def validate(self) -> None:
+        if self.episodes < 1:
+            raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
+
+
+def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> EpisodeDataset:
+    """Run the task's scripted expert and write `config.episodes` episodes to `out`.
+
+    Each finished episode is committed at once, so an interrupted collect leaves a readable
+    dataset of the finished ones; running the same call again resumes it.
+    """
+    import vfmbench
+
+    out = Path(out)
+    with make_task(config.task, config.task_config) as task:
+        header = {
+            "task": task.describe(),
+            "task_config": asdict(config.task_config),
+            "expert": "scripted",
+            "seed": config.seed,
+            "keep_failures": config.keep_failures,
+            "versions": {
+                "vfmbench": vfmbench.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+        }
+        writer = EpisodeWriter(out, header)
+        done = writer.num_episodes
+        if done >= config.episodes:
+            if not writer.manifest.get("complete"):
+                return writer.finalize({"attempts": writer.manifest.get("attempts", done)})
+            return EpisodeDataset(out)
+        attempts = int(writer.manifest.get("attempts", 0))
+        max_attempts = 2 * config.episodes + 10
+        bar = tqdm(total=config.episodes, initial=done, desc=f"collect {config.task}", unit="ep", disable=not progress)
+        while writer.num_episodes < config.episodes:
+            if attempts >= max_attempts:
+                raise DatasetError(
+                    f"the {config.task} expert succeeded in only {writer.num_episodes} of {attempts} episodes; "
+                    f"check the task configuration (or pass keep_failures) — {out} keeps what was collected"
+                )
+            seed = config.seed + attempts
+            attempts += 1
+            frames, per_episode, success = _run_expert_episode(task, seed)
+            writer.manifest["attempts"] = attempts
+            if success or config.keep_failures:
+                writer.append(frames, per_episode, {"seed": seed, "success": success})
+                bar.update(1)
+        bar.close()
+        successes = sum(e["success"] for e in writer.manifest["episodes"])
+        return writer.finalize({"attempts": attempts, "expert_success_rate": successes / attempts})
+
+
+def _run_expert_episode(task, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:
+    obs = task.reset(seed)
+    keys = ("pixels", "state", "proprio")
+    frames: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, "actions")}
+    per_episode = {}
+    if "goal_pixels" in obs:
+        per_episode = {"goal_pixels": obs["goal_pixels"], "goal_state": obs["goal_state"]}
+    success = False
+    for _ in range(task.max_episode_steps):
+        action = task.expert_action()
+        for k in keys:
+            frames[k].append(obs[k])
+        frames["actions"].append(action)
+        step = task.step(action)
+        obs, success = step.observation, step.success
+        if step.done:
+            break
+    return {k: np.stack(v) for k, v in frames.items()}, per_episode, success
+
+
+def open_dataset(path: str | Path) -> EpisodeDataset:
+    """Open a dataset folder with a clear error if it is not one."""
+    path = Path(path)
+    if path.is_file() and path.name == MANIFEST:
+        path = path.parent
+    return EpisodeDataset(path)

@@ -1,0 +1,138 @@
+"""Vectorised rollouts: `n_envs` task instances step in lockstep and the agent acts on all of
+them in one batched forward pass. Evaluation seeds start at `EVAL_SEED_BASE`, far from the
+collection seeds (0, 1, 2, ...), so evaluation episodes are held out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vfmbench.tasks import Task, TaskConfig, make_task
+from vfmbench.training.agent import Agent
+
+EVAL_SEED_BASE = 1_000_000
+
+
+@dataclass
+class EvalResult:
+    success_rate: float  # success at the final step (the standard Fetch metric)
+    success_any_rate: float  # success at any step
+    episodes: int
+    seeds: list[int]
+    successes: list[bool]
+    seconds: float
+    video: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stack(obs: list[dict[str, np.ndarray]], key: str, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.stack([o[key] for o in obs])).to(device)
+
+
+@torch.inference_mode()
+def evaluate(
+    agent: Agent,
+    task: str,
+    task_config: TaskConfig | dict[str, Any] | None = None,
+    episodes: int = 20,
+    seed: int = EVAL_SEED_BASE,
+    n_envs: int = 10,
+    device: str | torch.device = "cpu",
+    video: str | Path | None = None,
+    progress: bool = True,
+    envs: list[Task] | None = None,
+) -> EvalResult:
+    """Roll out `agent` for `episodes` episodes with seeds ``seed, seed+1, ...``.
+
+    `video` writes a GIF of the first batch (up to 4 environments side by side). Pass `envs`
+    to reuse task instances across calls (they must match `task`/`task_config`).
+    """
+    device = torch.device(device)
+    agent = agent.to(device).eval()
+    own_envs = envs is None
+    n = max(1, min(n_envs, episodes))
+    if envs is None:
+        envs = [make_task(task, task_config) for _ in range(n)]
+    goal = envs[0].config.goal_conditioned
+    key = agent.input_key
+    policy = agent.policy
+    history = policy.history
+    seeds = [seed + i for i in range(episodes)]
+    successes: list[bool] = []
+    any_successes: list[bool] = []
+    frames: list[np.ndarray] = []
+    t0 = time.time()
+    bar = tqdm(total=episodes, desc=f"evaluate {task}", unit="ep", disable=not progress)
+    try:
+        for start in range(0, episodes, len(envs)):
+            batch_seeds = seeds[start : start + len(envs)]
+            active = envs[: len(batch_seeds)]
+            obs = [env.reset(s) for env, s in zip(active, batch_seeds)]
+            b = len(active)
+            policy.reset(b)
+            feats = agent.encode(_stack(obs, key, device))
+            prop = agent.proprio_norm(_stack(obs, "proprio", device).float())
+            hist_f = feats[:, None].repeat(1, history, 1)
+            hist_p = prop[:, None].repeat(1, history, 1)
+            goal_f = agent.encode(_stack(obs, "goal_" + key, device)) if goal else None
+            queue: torch.Tensor | None = None
+            qi = 0
+            done_any = np.zeros(b, bool)
+            last = np.zeros(b, bool)
+            record = video is not None and start == 0
+            for _ in range(active[0].max_episode_steps):
+                if record:
+                    frames.append(np.concatenate([o["pixels"] for o in obs[:4]], axis=1))
+                if queue is None or qi >= queue.shape[1]:
+                    inp = {"features": hist_f, "proprio": hist_p}
+                    if goal_f is not None:
+                        inp["goal"] = goal_f
+                    queue = policy.act(inp).float().cpu()
+                    qi = 0
+                actions = queue[:, qi].numpy()
+                qi += 1
+                steps = [env.step(a) for env, a in zip(active, actions)]
+                obs = [s.observation for s in steps]
+                last = np.array([s.success for s in steps])
+                done_any |= last
+                feats = agent.encode(_stack(obs, key, device))
+                prop = agent.proprio_norm(_stack(obs, "proprio", device).float())
+                hist_f = torch.cat([hist_f[:, 1:], feats[:, None]], 1)
+                hist_p = torch.cat([hist_p[:, 1:], prop[:, None]], 1)
+                if all(s.done for s in steps):
+                    break
+            if record:
+                frames.append(np.concatenate([o["pixels"] for o in obs[:4]], axis=1))
+            successes += last.tolist()
+            any_successes += done_any.tolist()
+            bar.update(b)
+    finally:
+        bar.close()
+        if own_envs:
+            for env in envs:
+                env.close()
+    video_path = None
+    if video is not None and frames:
+        import imageio.v2 as imageio
+
+        video_path = str(video)
+        Path(video_path).parent.mkdir(parents=True, exist_ok=True)
+        imageio.mimsave(video_path, frames, duration=0.08, loop=0)
+    return EvalResult(
+        success_rate=float(np.mean(successes)),
+        success_any_rate=float(np.mean(any_successes)),
+        episodes=episodes,
+        seeds=seeds,
+        successes=[bool(s) for s in successes],
+        seconds=time.time() - t0,
+        video=video_path,
+    )

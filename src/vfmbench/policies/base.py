@@ -1,0 +1,141 @@
+"""The policy contract and the method registry.
+
+A policy maps encoder features to actions. It never sees images: the trainer runs the encoder
+(or reads cached embeddings) and hands the policy normalised tensors:
+
+- ``features``: ``[B, T_o, D]`` observation features at the offsets in `obs_offsets`
+- ``proprio``: ``[B, T_o, P]`` proprioception at the same offsets (``P`` may be 0)
+- ``goal``: ``[B, D]`` goal-image features (goal-conditioned policies only)
+- ``actions``: ``[B, T_a, A]`` target actions at the offsets in `action_offsets` (training)
+
+Offsets are relative to a sampled time step and clamped to the episode (the first
+observation and last action repeat at the edges). At evaluation `act` receives the last
+`history` steps of features and proprioception and returns ``[B, K, A]``: the next K actions
+to execute before it is asked again.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from vfmbench.utils.config import from_dict
+from vfmbench.utils.errors import unknown_name
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class PolicyDims:
+    feature_dim: int
+    proprio_dim: int
+    action_dim: int
+    goal_conditioned: bool
+
+
+@dataclass
+class MethodConfig:
+    """Options every method has; subclasses add their own."""
+
+    goal_conditioned: bool = False
+    lr: float = 1e-3
+    batch_size: int = 256
+    weight_decay: float = 0.0
+
+
+class Policy(nn.Module):
+    obs_offsets: tuple[int, ...] = (0,)
+    action_offsets: tuple[int, ...] = (0,)
+    history: int = 1  # observation steps `act` needs
+
+    def __init__(self, config: MethodConfig, dims: PolicyDims):
+        super().__init__()
+        self.config = config
+        self.dims = dims
+
+    @abstractmethod
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss on a batch and scalar metrics to log."""
+
+    @abstractmethod
+    def act(self, batch: Batch) -> torch.Tensor:
+        """Actions ``[B, K, A]`` to execute next, from the last `history` observation steps."""
+
+    def reset(self, batch_size: int) -> None:  # noqa: B027 - stateless by default
+        """Start new episodes (recurrent policies clear their state)."""
+
+    def configure_optimizers(self, encoder_params: list[nn.Parameter]) -> list[torch.optim.Optimizer]:
+        """Optimisers for the policy and, when it trains jointly, the encoder (one Adam by default)."""
+        params = [*self.parameters(), *encoder_params]
+        return [torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)]
+
+    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
+        """One gradient step; methods with several losses or target networks override this.
+
+        ``batch["features"]`` may carry gradients into a jointly trained encoder.
+        """
+        loss, metrics = self.loss(batch)
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        return metrics
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    description: str
+    config_cls: type[MethodConfig]
+    policy_cls: Callable[[Any, PolicyDims], Policy]
+    paper: str = ""
+    supports_goal: bool = True
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    if spec.name in _METHODS:
+        raise ValueError(f"method {spec.name!r} registered twice")
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def list_methods() -> list[str]:
+    """Names of all registered learning methods."""
+    return sorted(_METHODS)
+
+
+def get_method_spec(name: str) -> MethodSpec:
+    if name not in _METHODS:
+        raise unknown_name("method", name, list(_METHODS))
+    return _METHODS[name]
+
+
+def method_config(name: str, data: dict[str, Any] | None = None, source: str = "method config") -> MethodConfig:
+    """The typed config of method `name` from a dict (unknown keys are errors naming the key)."""
+    return from_dict(get_method_spec(name).config_cls, data or {}, source=f"{source} ({name})")
+
+
+def make_policy(name: str, config: MethodConfig | dict[str, Any] | None, dims: PolicyDims) -> Policy:
+    """Build the policy of method `name`."""
+    spec = get_method_spec(name)
+    if not isinstance(config, MethodConfig):
+        config = method_config(name, config)
+    return spec.policy_cls(config, dims)
+
+
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, out_activation: bool = False) -> nn.Sequential:
+    """Linear layers through `sizes` with `activation` between them."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2 or out_activation:
+            layers.append(activation())
+    return nn.Sequential(*layers)

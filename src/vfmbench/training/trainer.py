@@ -1,0 +1,341 @@
+"""One trainer for every method and encoder.
+
+Frozen encoders: embeddings come from the cache (computed once per encoder x dataset) and
+training runs on in-memory feature tensors. Trainable encoders: frames stay uint8 in memory,
+each batch is augmented (random shift or random crop) and encoded with gradients flowing
+into the encoder. Windows of observations/actions follow the policy's offsets.
+
+A run folder holds ``config.json``, ``metrics.jsonl``, ``checkpoints/`` and, when finished,
+``result.json``. Running the same config into the same folder resumes from the latest
+checkpoint; a finished run is returned as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from vfmbench.cache import EmbeddingCache
+from vfmbench.data.episodes import EpisodeDataset
+from vfmbench.encoders import create_encoder, encoder_label
+from vfmbench.encoders.base import Encoder
+from vfmbench.policies import PolicyDims, make_policy, method_config
+from vfmbench.policies.base import MethodConfig, Policy
+from vfmbench.training.agent import Agent
+from vfmbench.training.checkpoint import (
+    list_checkpoints,
+    load_model_state,
+    load_training_state,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from vfmbench.utils.config import from_dict
+from vfmbench.utils.errors import ConfigError, VfmbenchError
+from vfmbench.utils.io import read_json, write_json_atomic
+from vfmbench.utils.seeding import seed_everything
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the method's own options, e.g. lr and batch size, live in its config)."""
+
+    steps: int = 2000
+    augment: Literal["shift", "crop", "none"] = "shift"  # trainable encoders only
+    shift_pad: int = 4  # random shift: pad by this many pixels and crop back (DrQ)
+    crop_size: int = 76  # random crop size (paper 001); evaluation uses the centre crop
+    checkpoint_every: int = 500
+    eval_every: int = 0  # 0: evaluate only the final policy
+    eval_episodes: int = 20
+    eval_envs: int = 10
+    best_k: int = 3  # paper 001 protocol: report the mean of the best k evaluated checkpoints
+    log_every: int = 50
+    device: str = "auto"
+    embed_batch_size: int = 64
+
+    def validate(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"train.steps must be positive, got {self.steps}")
+        if self.checkpoint_every < 1:
+            raise ConfigError("train.checkpoint_every must be positive")
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines one training run."""
+
+    task: str
+    encoder: str
+    method: str = "bc"
+    seed: int = 0
+    pretrained: bool | None = None
+    method_config: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class _Augment(torch.nn.Module):
+    """Random shift (pad + random crop back to size) or random crop; centre crop at eval."""
+
+    def __init__(self, kind: str, pad: int, crop: int):
+        super().__init__()
+        self.kind, self.pad, self.crop = kind, pad, crop
+
+    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:  # x: uint8 [B, H, W, 3]
+        if self.kind == "none":
+            return x
+        b, h, w, _ = x.shape
+        if self.kind == "crop":
+            c = self.crop
+            if train:
+                top = torch.randint(0, h - c + 1, (b,), device=x.device)
+                left = torch.randint(0, w - c + 1, (b,), device=x.device)
+            else:
+                top = torch.full((b,), (h - c) // 2, device=x.device)
+                left = torch.full((b,), (w - c) // 2, device=x.device)
+            return _gather_crops(x, top, left, c, c)
+        if not train:
+            return x
+        p = self.pad
+        padded = F.pad(x.permute(0, 3, 1, 2).float(), (p, p, p, p), mode="replicate").permute(0, 2, 3, 1)
+        top = torch.randint(0, 2 * p + 1, (b,), device=x.device)
+        left = torch.randint(0, 2 * p + 1, (b,), device=x.device)
+        return _gather_crops(padded, top, left, h, w).to(torch.uint8)
+
+
+def _gather_crops(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    rows = (top[:, None] + torch.arange(h, device=x.device)[None])  # [B, h]
+    cols = (left[:, None] + torch.arange(w, device=x.device)[None])  # [B, w]
+    bidx = torch.arange(x.shape[0], device=x.device)[:, None, None]
+    return x[bidx, rows[:, :, None], cols[:, None, :]]
+
+
+class AugmentedEncoder(Encoder):
+    """Wraps a trainable encoder with its training augmentation (crop applies at eval too)."""
+
+    def __init__(self, inner: Encoder, augment: _Augment):
+        super().__init__()
+        self.inner, self.augment = inner, augment
+        for attr in ("name", "family", "embed_dim", "trainable", "pretrained", "input_key", "weights_id", "preprocessing"):
+            setattr(self, attr, getattr(inner, attr))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.inner(self.augment(images, self.training))
+
+    def spatial_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.inner.spatial_features(self.augment(images, False))
+
+
+def build_agent(spec: RunSpec, dataset_task: dict[str, Any]) -> tuple[Agent, MethodConfig]:
+    """The untrained agent for `spec` on a task described by a dataset manifest."""
+    mcfg = method_config(spec.method, spec.method_config, source="method_config")
+    kwargs = {"state_dim": dataset_task["state_dim"]} if spec.encoder == "state" else {}
+    encoder = create_encoder(spec.encoder, pretrained=spec.pretrained, **kwargs)
+    if encoder.trainable:
+        encoder = AugmentedEncoder(encoder, _Augment(spec.train.augment, spec.train.shift_pad, spec.train.crop_size))
+    dims = PolicyDims(
+        feature_dim=encoder.embed_dim,
+        proprio_dim=dataset_task["proprio_dim"],
+        action_dim=dataset_task["action_dim"],
+        goal_conditioned=mcfg.goal_conditioned,
+    )
+    if mcfg.goal_conditioned and not dataset_task.get("goal_conditioned"):
+        raise ConfigError(
+            "method_config.goal_conditioned is true but the dataset has no goal images; "
+            "collect it with task_config.goal_conditioned=true"
+        )
+    policy = make_policy(spec.method, mcfg, dims)
+    return Agent(encoder, policy, dataset_task["proprio_dim"]), mcfg
+
+
+class Trainer:
+    """Trains `spec` on `dataset` into `run_dir` (resumable)."""
+
+    def __init__(self, spec: RunSpec, dataset: EpisodeDataset, run_dir: str | Path,
+                 cache: EmbeddingCache | None = None, progress: bool = True):
+        self.spec, self.dataset, self.run_dir = spec, dataset, Path(run_dir)
+        self.cache = cache or EmbeddingCache()
+        self.progress = progress
+        self.device = resolve_device(spec.train.device)
+
+    # -- data ---------------------------------------------------------------------------
+    def _windows(self, idx: np.ndarray, offsets: tuple[int, ...], starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        w = idx[:, None] + np.asarray(offsets)[None]
+        return np.clip(w, starts[:, None], ends[:, None] - 1)
+
+    def _prepare(self, agent: Agent) -> dict[str, Any]:
+        ds = self.dataset
+        key = agent.input_key
+        goal = agent.policy.dims.goal_conditioned
+        data: dict[str, Any] = {}
+        data["actions"] = torch.from_numpy(ds.load("actions").astype(np.float32)).to(self.device)
+        proprio = ds.load("proprio").astype(np.float32)
+        agent.proprio_norm.fit(proprio)
+        data["proprio"] = agent.proprio_norm(torch.from_numpy(proprio)).to(self.device)
+        if agent.encoder.trainable:
+            data["raw"] = torch.from_numpy(ds.load(key)).to(self.device)
+            if goal:
+                data["goal_raw"] = torch.from_numpy(ds.load("goal_" + key)).to(self.device)
+        else:
+            if key == "state":
+                feats = ds.load("state").astype(np.float32)
+                goal_feats = ds.load("goal_state").astype(np.float32) if goal else None
+            else:
+                kw = dict(batch_size=self.spec.train.embed_batch_size, device=self.device, progress=self.progress)
+                feats = self.cache.get_or_compute(agent.encoder, ds, "pixels", **kw)
+                goal_feats = self.cache.get_or_compute(agent.encoder, ds, "goal_pixels", **kw) if goal else None
+            agent.feature_norm.fit(feats)
+            data["features"] = agent.feature_norm(torch.from_numpy(feats)).to(self.device)
+            if goal_feats is not None:
+                data["goal_features"] = agent.feature_norm(torch.from_numpy(goal_feats)).to(self.device)
+        ep = ds.episode_index()
+        data["episode"] = ep
+        data["starts"] = ds.episode_starts[ep]
+        data["ends"] = (ds.episode_starts + ds.episode_lengths)[ep]
+        return data
+
+    def _batch(self, agent: Agent, data: dict[str, Any], rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        policy = agent.policy
+        idx = rng.integers(0, len(data["episode"]), size=batch_size)
+        starts, ends = data["starts"][idx], data["ends"][idx]
+        obs_w = torch.from_numpy(self._windows(idx, policy.obs_offsets, starts, ends)).to(self.device)
+        act_w = torch.from_numpy(self._windows(idx, policy.action_offsets, starts, ends)).to(self.device)
+        batch = {"actions": data["actions"][act_w], "proprio": data["proprio"][obs_w]}
+        episodes = torch.from_numpy(data["episode"][idx]).to(self.device)
+        if "raw" in data:
+            b, t = obs_w.shape
+            frames = data["raw"][obs_w.reshape(-1)]
+            batch["features"] = agent.encoder(frames).reshape(b, t, -1)
+            if "goal_raw" in data:
+                batch["goal"] = agent.encoder(data["goal_raw"][episodes])
+        else:
+            batch["features"] = data["features"][obs_w]
+            if "goal_features" in data:
+                batch["goal"] = data["goal_features"][episodes]
+        return batch
+
+    # -- loop ---------------------------------------------------------------------------
+    def run(self, evaluate_fn=None) -> dict[str, Any]:
+        """Train (or resume) and return the run's result record.
+
+        evaluate_fn(agent, step) -> success rate, called every `eval_every` steps and at the end.
+        """
+        spec, cfg = self.spec, self.spec.train
+        result_path = self.run_dir / "result.json"
+        config_record = {"spec": asdict(spec), "dataset": str(self.dataset.root), "dataset_fingerprint": self.dataset.fingerprint(),
+                         "task": self.dataset.task}
+        config_path = self.run_dir / "config.json"
+        if config_path.exists():
+            old = read_json(config_path)
+            if old["spec"] != json.loads(json.dumps(config_record["spec"])) or old["dataset_fingerprint"] != config_record["dataset_fingerprint"]:
+                raise VfmbenchError(f"{self.run_dir} holds a run with another configuration or dataset; use another run folder")
+            if result_path.exists():
+                return read_json(result_path)
+        else:
+            write_json_atomic(config_path, config_record)
+
+        seed_everything(spec.seed)
+        agent, mcfg = build_agent(spec, self.dataset.task)
+        agent.to(self.device)
+        label = encoder_label(agent.encoder)
+        t_prep = time.time()
+        data = self._prepare(agent)
+        prep_seconds = time.time() - t_prep
+        policy: Policy = agent.policy
+        enc_params = list(agent.encoder.parameters()) if agent.encoder.trainable else []
+        optimizers = policy.configure_optimizers(enc_params)
+        start_step, evals = 0, []
+        ckpts = list_checkpoints(self.run_dir)
+        if ckpts:
+            agent.load_state_dict(load_model_state(ckpts[-1]), strict=False)
+            state = load_training_state(ckpts[-1], optimizers)
+            start_step, evals = state["step"], state.get("evals", [])
+        rng = np.random.default_rng([spec.seed, start_step])
+        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+        bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {spec.method}/{label} seed {spec.seed}",
+                   unit="step", disable=not self.progress)
+        t0 = time.time()
+        running: dict[str, float] = {}
+        try:
+            agent.train()
+            for step in range(start_step + 1, cfg.steps + 1):
+                batch = self._batch(agent, data, rng, mcfg.batch_size)
+                metrics = policy.update(batch, optimizers, step)
+                for k, v in metrics.items():
+                    running[k] = running.get(k, 0.0) + v
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+                    record = {"step": step, **{k: v / n for k, v in running.items()}, "time": time.time() - t0}
+                    metrics_file.write(json.dumps(record) + "\n")
+                    metrics_file.flush()
+                    bar.set_postfix({k: f"{v / n:.4f}" for k, v in list(running.items())[:2]})
+                    running = {}
+                bar.update(1)
+                do_eval = evaluate_fn is not None and (step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0))
+                if do_eval:
+                    agent.eval()
+                    evals.append({"step": step, "success_rate": float(evaluate_fn(agent, step))})
+                    agent.train()
+                if do_eval or step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers, {"evals": evals})
+                    self._prune(evals)
+        finally:
+            bar.close()
+            metrics_file.close()
+        train_seconds = time.time() - t0
+        best = sorted((e["success_rate"] for e in evals), reverse=True)[: cfg.best_k]
+        result = {
+            "task": spec.task,
+            "encoder": spec.encoder,
+            "encoder_label": label,
+            "pretrained": bool(agent.encoder.pretrained),
+            "method": spec.method,
+            "goal_conditioned": mcfg.goal_conditioned,
+            "seed": spec.seed,
+            "steps": cfg.steps,
+            "success_rate": evals[-1]["success_rate"] if evals else None,
+            f"best{cfg.best_k}_mean_success": float(np.mean(best)) if best else None,
+            "evals": evals,
+            "train_seconds": round(train_seconds, 2),
+            "prepare_seconds": round(prep_seconds, 2),
+            "run_dir": str(self.run_dir),
+        }
+        write_json_atomic(result_path, result)
+        return result
+
+    def _prune(self, evals: list[dict[str, Any]]) -> None:
+        ckpts = list_checkpoints(self.run_dir)
+        keep = {ckpts[-1]} if ckpts else set()
+        best_steps = {e["step"] for e in sorted(evals, key=lambda e: -e["success_rate"])[: self.spec.train.best_k]}
+        keep |= {c for c in ckpts if int(c.name.split("_")[1]) in best_steps}
+        prune_checkpoints(self.run_dir, keep)
+
+
+def load_agent(run_dir: str | Path, step: int | None = None) -> tuple[Agent, dict[str, Any]]:
+    """Rebuild the agent of a run from its config and a checkpoint (the latest by default)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise VfmbenchError(f"{run_dir} is not a training run (no config.json)")
+    record = read_json(run_dir / "config.json")
+    spec_d = record["spec"]
+    spec = from_dict(RunSpec, spec_d, source=str(run_dir / "config.json"))
+    agent, _ = build_agent(spec, record["task"])
+    ckpts = list_checkpoints(run_dir)
+    if step is not None:
+        ckpts = [c for c in ckpts if int(c.name.split("_")[1]) == step]
+    if not ckpts:
+        raise VfmbenchError(f"{run_dir} has no checkpoint{'' if step is None else f' for step {step}'}")
+    agent.load_state_dict(load_model_state(ckpts[-1]), strict=False)
+    return agent.eval(), record
