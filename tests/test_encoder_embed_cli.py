@@ -1,0 +1,70 @@
+"""`vfmbench embed`: embeddings of a dataset through the cache, and the encoder benchmark's CPU mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vfmbench.cli import build_parser
+from vfmbench.data.episodes import EpisodeWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def dataset(tmp_path):
+    writer = EpisodeWriter(tmp_path / "ds", {"task": "toy", "camera": "front"})
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        writer.append({"pixels": rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8),
+                       "actions": rng.normal(size=(3, 2)).astype(np.float32)}, {}, {})
+    writer.finalize()
+    return tmp_path / "ds"
+
+
+def embed(argv: list[str], capsys) -> dict:
+    args = build_parser().parse_args(["embed", *argv])
+    assert args.func(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_embed_computes_once_then_hits_the_cache(dataset, tmp_path, capsys):
+    common = ["--encoder", "r3m_resnet18", "--random", "--dataset", str(dataset), "--out", str(tmp_path / "cache"),
+              "--device", "cpu", "--batch-size", "4"]
+    first = embed(common, capsys)
+    assert first["cache"] == "computed" and first["shape"] == [6, 512]
+    assert first["encoder"] == "r3m_resnet18 (random)"
+    again = embed(common, capsys)
+    assert again["cache"] == "hit" and again["key"] == first["key"]
+    spatial = embed([*common, "--spatial"], capsys)
+    assert spatial["shape"] == [6, 512, 7, 7] and spatial["key"] != first["key"]
+
+
+def test_embed_without_weights_is_a_clear_error(dataset, tmp_path, monkeypatch, capsys):
+    from vfmbench.cli import app
+
+    monkeypatch.setenv("VFMBENCH_HOME", str(tmp_path / "home"))
+    code = app(["embed", "--encoder", "r3m_resnet18", "--dataset", str(dataset), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "vfmbench weights download r3m_resnet18" in err
+
+
+def test_encoder_benchmark_runs_on_cpu_in_tiny_mode(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "encoders.py"), "--tiny", "--device", "cpu", "--frame-size", "32",
+         "--encoders", "sam_vit_b,r3m_resnet18", "--precision", "fp32,bf16", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["bf16_matmul_tflops"] > 0
+    rows = {(r["encoder"], r["precision"]): r for r in report["results"]}
+    assert set(rows) == {(e, p) for e in ("sam_vit_b", "r3m_resnet18") for p in ("fp32", "bf16")}
+    for r in rows.values():
+        assert r["images_per_s"] > 0 and r["gflops_per_image"] > 0 and r["label"].endswith("(random)")
