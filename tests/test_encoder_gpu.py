@@ -176,7 +176,8 @@ def test_clip_openai_layout_matches_timm_clip(tmp_path):
     ref_hf = randomize_(transformers.CLIPVisionModelWithProjection(template.hf_config(template.arch)), seed=3, std=0.02)
     official = to_openai_clip(ref_hf.state_dict())
     torch.save(official, tmp_path / "ViT-B-16.bin")
-    model = timm.create_model("vit_base_patch16_clip_224.openai", pretrained=False, num_classes=512)
+    # OpenAI's CLIP uses QuickGELU; timm's "vit_base_patch16_clip_224" uses GELU, its quickgelu twin matches.
+    model = timm.create_model("vit_base_patch16_clip_quickgelu_224", pretrained=False, num_classes=512)
     model.load_state_dict(checkpoint_filter_fn(official, model))
     model = model.to(DEVICE).eval()
     enc = create_encoder("clip_vitb16", weights=tmp_path / "ViT-B-16.bin").to(DEVICE)

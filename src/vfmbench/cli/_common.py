@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
+
+from vfmbench.utils.config import apply_overrides, load_yaml
 
 
 def print_json(data: Any) -> None:
@@ -17,3 +20,16 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join("-" * widths[c] for c in columns))
     for r in rows:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="YAML", help="a YAML file with config keys (see docs/)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=500 (repeatable)")
+
+
+def config_dict(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The config mapping from --config and --set, and a name for error messages."""
+    data = load_yaml(args.config) if args.config else {}
+    data = apply_overrides(data, args.overrides)
+    return data, (args.config or "command-line config")

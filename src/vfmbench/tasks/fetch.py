@@ -36,9 +36,8 @@ _PROPRIO_REACH = np.arange(10)  # reach observation is only the gripper
 _LIVE: "weakref.WeakSet[FetchTask]" = weakref.WeakSet()
 
 
-@atexit.register
 def _close_live_tasks() -> None:
-    """Free GL contexts before interpreter teardown (otherwise EGL prints errors at exit)."""
+    """Free GL contexts before EGL is torn down at exit (otherwise it prints errors)."""
     for task in list(_LIVE):
         task.close()
 
@@ -75,6 +74,9 @@ class FetchTask(Task):
         self._model, self._data = self._env.model, self._env.data
         self.camera = config.camera or FETCH_CAMERA
         self._renderer = mujoco.Renderer(self._model, config.resolution, config.resolution)
+        if not _LIVE:  # registered after mujoco's own EGL handler, so it runs before it
+            atexit.unregister(_close_live_tasks)
+            atexit.register(_close_live_tasks)
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FREE
         self._cam.lookat[:] = self.camera.lookat

@@ -1,0 +1,43 @@
+"""`vfmbench collect --task T --episodes N --out DIR`."""
+
+from __future__ import annotations
+
+import argparse
+
+from vfmbench.cli._common import add_config_args, config_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="record scripted-expert episodes into a dataset folder",
+                       description="Run the task's scripted expert and write an episode dataset (zarr arrays + "
+                                   "manifest.json). Interrupted collects keep finished episodes; rerun to resume.")
+    p.add_argument("--task", required=True, help="task name (vfmbench tasks list)")
+    p.add_argument("--episodes", type=int, default=100, help="number of episodes (default 100)")
+    p.add_argument("--out", required=True, help="dataset folder")
+    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
+    p.add_argument("--goal-conditioned", action="store_true", help="also record goal images")
+    p.add_argument("--keep-failures", action="store_true", help="keep episodes the expert failed")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_args(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vfmbench.data.collect import CollectConfig, collect
+    from vfmbench.utils.config import from_dict
+
+    data, source = config_dict(args)
+    task_cfg = dict(data.pop("task_config", {}) or {})
+    if args.resolution is not None:
+        task_cfg["resolution"] = args.resolution
+    if args.goal_conditioned:
+        task_cfg["goal_conditioned"] = True
+    data.update(task=args.task, episodes=args.episodes, seed=args.seed, keep_failures=args.keep_failures,
+                task_config=task_cfg)
+    cfg = from_dict(CollectConfig, data, source)
+    ds = collect(cfg, args.out, progress=not args.no_progress)
+    rate = ds.manifest.get("expert_success_rate")
+    print(f"{ds.root}: {ds.num_episodes} episodes, {ds.n_frames} frames"
+          + (f", expert success {rate:.2f}" if rate is not None else ""))
+    return 0

@@ -1,0 +1,51 @@
+"""`vfmbench train --dataset DIR --encoder E --method M --out RUN`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from vfmbench.cli._common import add_config_args
+
+    p = sub.add_parser("train", help="train a policy on a dataset (resumable) and evaluate it",
+                       description="Train METHOD with ENCODER on a collected dataset into --out. Config keys: "
+                                   "method_config.* (e.g. lr, batch_size, goal_conditioned) and train.* "
+                                   "(steps, augment, eval_every, eval_episodes, device, ...).")
+    p.add_argument("--dataset", required=True, help="dataset folder written by vfmbench collect")
+    p.add_argument("--task", help="task to evaluate on (default: the dataset's task)")
+    p.add_argument("--encoder", required=True, help="encoder name (vfmbench encoders list)")
+    p.add_argument("--method", default="bc", help="learning method (default bc)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--random-weights", action="store_true", help="use random weights for a pretrained encoder")
+    p.add_argument("--out", required=True, help="run folder (rerun to resume)")
+    p.add_argument("--no-eval", action="store_true", help="skip rollout evaluation")
+    p.add_argument("--no-progress", action="store_true")
+    add_config_args(p)
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vfmbench.cli._common import config_dict, print_json
+    from vfmbench.data.collect import open_dataset
+    from vfmbench.evaluation import evaluate
+    from vfmbench.tasks import TaskConfig
+    from vfmbench.training import RunSpec, Trainer
+    from vfmbench.utils.config import from_dict
+
+    ds = open_dataset(args.dataset)
+    task = args.task or ds.task["task"]
+    data, source = config_dict(args)
+    data.update(task=task, encoder=args.encoder, method=args.method, seed=args.seed)
+    if args.random_weights:
+        data["pretrained"] = False
+    spec = from_dict(RunSpec, data, source)
+    task_cfg = from_dict(TaskConfig, ds.header["task_config"], f"{ds.root}/manifest.json task_config")
+    eval_fn = None
+    if not args.no_eval:
+        def eval_fn(agent, step):
+            return evaluate(agent, task, task_cfg, episodes=spec.train.eval_episodes, n_envs=spec.train.eval_envs,
+                            progress=False).success_rate
+    result = Trainer(spec, ds, args.out, progress=not args.no_progress).run(eval_fn)
+    print_json({k: v for k, v in result.items() if k != "evals"})
+    return 0

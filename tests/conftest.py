@@ -1,0 +1,30 @@
+"""Shared fixtures. VFMBENCH_HOME points at a temporary folder so tests never touch the user's cache."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.getbasetemp() / "vfmbench_home"
+    monkeypatch.setenv("VFMBENCH_HOME", str(home))
+    yield
+
+
+@pytest.fixture(scope="session")
+def reach_dataset(tmp_path_factory):
+    """20 expert episodes of fetch_reach at 84x84 (collected once per test session)."""
+    from vfmbench.data.collect import CollectConfig, collect
+
+    return collect(CollectConfig(task="fetch_reach", episodes=20), tmp_path_factory.mktemp("data") / "reach",
+                   progress=False)
+
+
+def pytest_configure(config):
+    os.environ.setdefault("MUJOCO_GL", "egl")

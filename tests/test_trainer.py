@@ -1,0 +1,54 @@
+import json
+
+import numpy as np
+import pytest
+
+from vfmbench.data.episodes import EpisodeWriter
+from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
+from vfmbench.training.checkpoint import list_checkpoints
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    rng = np.random.default_rng(0)
+    w = EpisodeWriter(tmp_path / "syn", {"task": {"task": "synthetic", "state_dim": 4, "proprio_dim": 2,
+                                                  "action_dim": 2, "goal_conditioned": False}})
+    for ep in range(4):
+        s = rng.normal(size=(10, 4)).astype(np.float32)
+        w.append({"state": s, "actions": s[:, :2].copy(), "proprio": s[:, 2:].copy()}, {}, {"seed": ep})
+    return w.finalize()
+
+
+def test_interrupted_training_resumes_from_checkpoint(synthetic, tmp_path):
+    spec = RunSpec(task="synthetic", encoder="state", train=TrainConfig(steps=40, checkpoint_every=10, log_every=10))
+    calls = {"n": 0}
+
+    def crash_at_30(agent, step):
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    spec.train.eval_every = 30
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(spec, synthetic, tmp_path / "run", progress=False).run(crash_at_30)
+    steps = [int(c.name.split("_")[1]) for c in list_checkpoints(tmp_path / "run")]
+    assert steps[-1] == 20
+    seen = []
+    result = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: seen.append(s) or 0.5)
+    assert seen == [30, 40] and result["success_rate"] == 0.5
+    logged = [json.loads(l)["step"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1] == 40
+    # a finished run is read back, not retrained
+    again = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: 1.0)
+    assert again["success_rate"] == 0.5
+    agent, record = load_agent(tmp_path / "run")
+    assert record["spec"]["encoder"] == "state" and agent.proprio_norm.mean.shape == (2,)
+
+
+def test_run_folder_refuses_other_config(synthetic, tmp_path):
+    from vfmbench.utils.errors import VfmbenchError
+
+    Trainer(RunSpec(task="synthetic", encoder="state", train=TrainConfig(steps=5)), synthetic, tmp_path / "r",
+            progress=False).run()
+    with pytest.raises(VfmbenchError, match="another configuration"):
+        Trainer(RunSpec(task="synthetic", encoder="state", seed=1, train=TrainConfig(steps=5)), synthetic,
+                tmp_path / "r", progress=False).run()
