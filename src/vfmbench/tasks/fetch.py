@@ -4,7 +4,9 @@ The default camera faces the robot across the table (azimuth 180, elevation -55,
 the centre of the work area), so the arm stays behind the block (5 cm, about 6 pixels at
 84x84), the red goal marker and the gripper, which are all visible. Proprioception is
 gripper position, finger state and their velocities (10 numbers); following paper 000 (§5.2)
-it is given to the policy for pick-and-place only by default. Privileged state is the
+it is given to the policy for pick-and-place (and reach, which the paper does not use) by
+default. fetch_reach draws a thin pole from the table to its goal, visual only: from one camera
+a sphere in the air is ambiguous in depth, and pixel policies could not solve the task. Privileged state is the
 environment's observation vector plus the desired goal. Success is the environment's
 ``is_success`` at the current step; episodes last 50 steps.
 """
@@ -31,6 +33,7 @@ FETCH_CAMERA = CameraConfig(lookat=(1.34, 0.75, 0.45), distance=0.85, azimuth=18
 # grip_pos 0:3, gripper_state 9:11, grip_velp 20:23, gripper_vel 23:25.
 _PROPRIO_OBJECT = np.r_[0:3, 9:11, 20:23, 23:25]
 _PROPRIO_REACH = np.arange(10)  # reach observation is only the gripper
+_TABLE_TOP = 0.4  # z of the table surface in the Fetch scenes
 
 
 _LIVE: "weakref.WeakSet[FetchTask]" = weakref.WeakSet()
@@ -84,6 +87,7 @@ class FetchTask(Task):
         self._cam.azimuth = self.camera.azimuth
         self._cam.elevation = self.camera.elevation
         self.use_proprio = default_proprio if config.proprio is None else config.proprio
+        self.goal_pole = variant == "reach"  # goals in the air: draw a pole down to the table
         self._proprio_idx = _PROPRIO_REACH if variant == "reach" else _PROPRIO_OBJECT
         self.action_dim = 4
         self.max_episode_steps = config.max_episode_steps or 50
@@ -118,7 +122,26 @@ class FetchTask(Task):
     def render(self) -> np.ndarray:
         self._env._render_callback()  # moves the goal marker to the goal
         self._renderer.update_scene(self._data, camera=self._cam)
+        if self.goal_pole:
+            self._add_goal_pole(self._renderer.scene)
         return self._renderer.render().copy()
+
+    def _add_goal_pole(self, scene: Any) -> None:
+        """A thin pole from the table up to the goal and a disc at its foot (visual only), so a
+        goal in the air has an unambiguous 3-D position in a single image."""
+        mj = self._mujoco
+        goal = np.asarray(self._env.goal, dtype=np.float64)
+        if scene.ngeom + 2 > scene.maxgeom or goal[2] <= _TABLE_TOP + 0.01:
+            return
+        foot = np.array([goal[0], goal[1], _TABLE_TOP + 0.001])
+        rgba = np.array([0.9, 0.15, 0.15, 1.0], np.float32)
+        pole = scene.geoms[scene.ngeom]
+        mj.mjv_initGeom(pole, mj.mjtGeom.mjGEOM_CAPSULE, np.zeros(3), np.zeros(3), np.zeros(9), rgba)
+        mj.mjv_connector(pole, mj.mjtGeom.mjGEOM_CAPSULE, 0.004, foot, goal)
+        disc = scene.geoms[scene.ngeom + 1]
+        mj.mjv_initGeom(disc, mj.mjtGeom.mjGEOM_CYLINDER, np.array([0.02, 0.02, 0.001]), foot,
+                        np.eye(3).ravel(), rgba)
+        scene.ngeom += 2
 
     # -- episode --------------------------------------------------------------------------
     def reset(self, seed: int) -> Observation:
@@ -177,6 +200,7 @@ class FetchTask(Task):
             "camera": asdict(self.camera),
             "goal_conditioned": self.config.goal_conditioned,
             "proprio": self.use_proprio,
+            "goal_pole": self.goal_pole,
             "max_episode_steps": self.max_episode_steps,
             "action_dim": self.action_dim,
             "state_dim": self.state_dim,
