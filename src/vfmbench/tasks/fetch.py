@@ -137,7 +137,7 @@ class FetchTask(Task):
         rgba = np.array([0.9, 0.15, 0.15, 1.0], np.float32)
         pole = scene.geoms[scene.ngeom]
         mj.mjv_initGeom(pole, mj.mjtGeom.mjGEOM_CAPSULE, np.zeros(3), np.zeros(3), np.zeros(9), rgba)
-        mj.mjv_connector(pole, mj.mjtGeom.mjGEOM_CAPSULE, 0.004, foot, goal)
+        mj.mjv_connector(pole, mj.mjtGeom.mjGEOM_CAPSULE, 0.006, foot, goal)
         disc = scene.geoms[scene.ngeom + 1]
         mj.mjv_initGeom(disc, mj.mjtGeom.mjGEOM_CYLINDER, np.array([0.02, 0.02, 0.001]), foot,
                         np.eye(3).ravel(), rgba)
