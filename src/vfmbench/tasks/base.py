@@ -6,11 +6,15 @@ A `Task` is one environment instance. Observations are dicts of NumPy arrays:
 - ``state``: float32 ``[S]`` privileged state (object and gripper poses, goal) for the `state` encoder
 - ``proprio``: float32 ``[P]`` proprioception given to the policy (``P`` may be 0)
 - ``goal_pixels`` / ``goal_state``: the goal image and its state, when goal-conditioned
+
+``TaskConfig.shift`` renders the task under a robustness shift (``vfmbench shifts list``);
+`Task.mask` gives ground-truth masks of the task-relevant parts of the current frame.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +42,19 @@ class TaskConfig:
     proprio: bool | None = None  # None: the task's default (the paper's choice)
     camera: CameraConfig | None = None  # None: the task's default camera
     max_episode_steps: int | None = None  # None: the task's default
+    shift: str = "none"  # appearance shift (`vfmbench shifts list`); training uses "none"
+    shift_options: dict[str, Any] = field(default_factory=dict)  # that shift's options
+    mask_groups: list[str] | None = None  # task-relevant parts in `Task.mask`; None: the task's default
 
     def validate(self) -> None:
+        from vfmbench.tasks.shifts import validate_shift
         from vfmbench.utils.errors import ConfigError
 
         if not 16 <= self.resolution <= 1024:
             raise ConfigError(f"resolution must be between 16 and 1024 pixels, got {self.resolution}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps must be positive, got {self.max_episode_steps}")
+        validate_shift(self.shift, self.shift_options)
 
 
 @dataclass
@@ -81,6 +90,11 @@ class Task(ABC):
     @abstractmethod
     def expert_action(self) -> np.ndarray:
         """The scripted expert's action for the current state, float32 [A]."""
+
+    def mask(self, groups: Sequence[str] | None = None) -> np.ndarray:
+        """Ground-truth mask of task-relevant parts (`groups`; None: the configured ones) in the
+        current frame, aligned with `render`: bool ``[H, W]``."""
+        raise NotImplementedError(f"task {self.name!r} provides no ground-truth masks")
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -9,6 +9,11 @@ default. fetch_reach draws a thin pole from the table to its goal, visual only: 
 a sphere in the air is ambiguous in depth, and pixel policies could not solve the task. Privileged state is the
 environment's observation vector plus the desired goal. Success is the environment's
 ``is_success`` at the current step; episodes last 50 steps.
+
+Shifts (``TaskConfig.shift``) see the floor below the table as backdrop and the table as the
+surface; distractors stand on the table top. Ground-truth mask groups: ``object``, ``gripper``
+(gripper link and fingers), ``arm`` (shoulder to wrist) and ``goal`` (the goal marker site, with
+reach's pole); the default is object, gripper and goal.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import atexit
 import contextlib
 import io
 import weakref
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -25,6 +31,8 @@ import numpy as np
 from vfmbench.tasks._registry import TaskSpec, register_task
 from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig
 from vfmbench.tasks.experts.fetch import pick_and_place_expert, push_expert, reach_expert
+from vfmbench.tasks.shifts import KeepOut, SceneLayout, ShiftedRenderer, Workspace, make_shift
+from vfmbench.utils.errors import ConfigError
 from vfmbench.utils.imports import require
 from vfmbench.utils.rendering import ensure_rendering
 
@@ -34,6 +42,25 @@ FETCH_CAMERA = CameraConfig(lookat=(1.34, 0.75, 0.45), distance=0.85, azimuth=18
 _PROPRIO_OBJECT = np.r_[0:3, 9:11, 20:23, 23:25]
 _PROPRIO_REACH = np.arange(10)  # reach observation is only the gripper
 _TABLE_TOP = 0.4  # z of the table surface in the Fetch scenes
+# Ground-truth mask groups: (geom or body names, site names); groups missing from a
+# variant's model (the object in reach) are dropped.
+_MASK_GROUPS = {
+    "object": (("object0",), ()),
+    "gripper": (("robot0:gripper_link", "robot0:r_gripper_finger_link", "robot0:l_gripper_finger_link"), ()),
+    "arm": (
+        tuple(
+            f"robot0:{link}_link"
+            for link in ("shoulder_pan", "shoulder_lift", "upperarm_roll", "elbow_flex", "forearm_roll",
+                         "wrist_flex", "wrist_roll")
+        ),
+        (),
+    ),
+    "goal": ((), ("target0",)),
+}
+_DEFAULT_MASK_GROUPS = ("object", "gripper", "goal")
+_TABLE_MARGIN = 0.03  # distractors keep this far (m) inside the table's edges
+# Keep-out radii (m) for distractors at reset: around the block, the goal, the gripper's path.
+_OBJECT_RADIUS, _GRIPPER_RADIUS = 0.04, 0.05
 
 
 _LIVE: "weakref.WeakSet[FetchTask]" = weakref.WeakSet()
@@ -76,18 +103,23 @@ class FetchTask(Task):
         self._env = _import_fetch_classes()[variant](reward_type="sparse")
         self._model, self._data = self._env.model, self._env.data
         self.camera = config.camera or FETCH_CAMERA
-        self._renderer = mujoco.Renderer(self._model, config.resolution, config.resolution)
-        if not _LIVE:  # registered after mujoco's own EGL handler, so it runs before it
-            atexit.unregister(_close_live_tasks)
-            atexit.register(_close_live_tasks)
+        self.goal_pole = variant == "reach"  # goals in the air: draw a pole down to the table
+        obs, _ = self._env.reset(seed=0)  # sizes are only known once a goal is sampled
+        layout = self._layout()
+        shift = make_shift(config.shift, config.shift_options, self._model, layout, config.resolution)
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FREE
         self._cam.lookat[:] = self.camera.lookat
         self._cam.distance = self.camera.distance
         self._cam.azimuth = self.camera.azimuth
         self._cam.elevation = self.camera.elevation
+        self._view = ShiftedRenderer(self._model, config.resolution, self._cam, layout, shift,
+                                     decorate=self._add_goal_pole if self.goal_pole else None)
+        self.mask_groups = self._mask_groups(config.mask_groups)
+        if not _LIVE:  # registered after mujoco's own EGL handler, so it runs before it
+            atexit.unregister(_close_live_tasks)
+            atexit.register(_close_live_tasks)
         self.use_proprio = default_proprio if config.proprio is None else config.proprio
-        self.goal_pole = variant == "reach"  # goals in the air: draw a pole down to the table
         self._proprio_idx = _PROPRIO_REACH if variant == "reach" else _PROPRIO_OBJECT
         self.action_dim = 4
         self.max_episode_steps = config.max_episode_steps or 50
@@ -96,9 +128,43 @@ class FetchTask(Task):
         self._goal_obs: Observation | None = None
         self._closed = False
         _LIVE.add(self)
-        obs, _ = self._env.reset(seed=0)  # sizes are only known once a goal is sampled
         self.state_dim = obs["observation"].shape[0] + obs["desired_goal"].shape[0]
         self.proprio_dim = len(self._proprio_idx) if self.use_proprio else 0
+
+    def _layout(self) -> SceneLayout:
+        """The Fetch scene for shifts and masks: floor as backdrop, table as surface and workspace."""
+        self._mujoco.mj_forward(self._model, self._data)
+        geom = int(np.flatnonzero(self._model.geom_bodyid == self._model.body("table0").id)[0])
+        centre, half = self._data.geom_xpos[geom], self._model.geom_size[geom]
+        inner = half[:2] - _TABLE_MARGIN
+        workspace = Workspace(
+            low=(float(centre[0] - inner[0]), float(centre[1] - inner[1])),
+            high=(float(centre[0] + inner[0]), float(centre[1] + inner[1])),
+            z=float(centre[2] + half[2]),
+        )
+        return SceneLayout.from_names(
+            self._model, backdrop=("floor0",), surface=("table0",), mask_groups=_MASK_GROUPS,
+            workspace=workspace,
+        )
+
+    def _mask_groups(self, requested: Sequence[str] | None) -> tuple[str, ...]:
+        available = self._view.mask_groups
+        if requested is None:
+            return tuple(g for g in _DEFAULT_MASK_GROUPS if g in available)
+        for g in requested:
+            if g not in available:
+                raise ConfigError(f"mask_groups: {g!r} is not a part of {self.name}; valid: {', '.join(available)}")
+        return tuple(requested)
+
+    def _keep_out(self) -> KeepOut:
+        """Where distractors may not stand at reset: the block, the goal and the gripper's path to them."""
+        assert self._raw is not None
+        grip, goal = self._raw["observation"][:3], self._raw["desired_goal"]
+        if self.variant == "reach":
+            return KeepOut(np.array([[grip, goal]]), np.array([_GRIPPER_RADIUS]))
+        obj = self._raw["observation"][3:6]
+        segments = np.array([[obj, obj], [goal, goal], [grip, obj], [obj, goal]])
+        return KeepOut(segments, np.array([_OBJECT_RADIUS, _OBJECT_RADIUS, _GRIPPER_RADIUS, _OBJECT_RADIUS]))
 
     # -- observations -------------------------------------------------------------------
     def _state(self, raw: dict[str, np.ndarray]) -> np.ndarray:
@@ -121,10 +187,11 @@ class FetchTask(Task):
 
     def render(self) -> np.ndarray:
         self._env._render_callback()  # moves the goal marker to the goal
-        self._renderer.update_scene(self._data, camera=self._cam)
-        if self.goal_pole:
-            self._add_goal_pole(self._renderer.scene)
-        return self._renderer.render().copy()
+        return self._view.render(self._data, self._t)
+
+    def mask(self, groups: Sequence[str] | None = None) -> np.ndarray:
+        self._env._render_callback()
+        return self._view.mask(self._data, self.mask_groups if groups is None else groups, self._t)
 
     def _add_goal_pole(self, scene: Any) -> None:
         """A thin pole from the table up to the goal and a disc at its foot (visual only), so a
@@ -141,12 +208,15 @@ class FetchTask(Task):
         disc = scene.geoms[scene.ngeom + 1]
         mj.mjv_initGeom(disc, mj.mjtGeom.mjGEOM_CYLINDER, np.array([0.02, 0.02, 0.001]), foot,
                         np.eye(3).ravel(), rgba)
+        for geom in (pole, disc):  # part of the goal marker in segmentation and masks
+            geom.objtype, geom.objid = mj.mjtObj.mjOBJ_SITE, self._model.site("target0").id
         scene.ngeom += 2
 
     # -- episode --------------------------------------------------------------------------
     def reset(self, seed: int) -> Observation:
         self._raw, _ = self._env.reset(seed=int(seed))
         self._t = 0
+        self._view.reset(int(seed), self._keep_out())
         if self.config.goal_conditioned:
             self._goal_obs = self._expert_goal()
         return self._observation()
@@ -202,6 +272,8 @@ class FetchTask(Task):
             "proprio": self.use_proprio,
             "goal_pole": self.goal_pole,
             "max_episode_steps": self.max_episode_steps,
+            "shift": self._view.shift.describe(),
+            "mask_groups": list(self.mask_groups),
             "action_dim": self.action_dim,
             "state_dim": self.state_dim,
             "proprio_dim": self.proprio_dim,
@@ -211,7 +283,7 @@ class FetchTask(Task):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._renderer.close()
+            self._view.close()
             self._env.close()
 
 

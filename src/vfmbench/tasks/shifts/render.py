@@ -1,0 +1,149 @@
+"""`ShiftedRenderer`: one camera on a MuJoCo scene, a shift applied, ground-truth masks.
+
+Every MuJoCo task renders through this class, so every shift and mask works for it once it
+declares a `SceneLayout`. One ``mjv_updateScene`` feeds an RGB pass and, when needed, a
+segmentation pass (MuJoCo's ``mjRND_SEGMENT``), which costs about as much as the RGB pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from vfmbench.tasks.shifts.base import VISIBLE_ALPHA, KeepOut, SceneLayout, Shift
+from vfmbench.utils.errors import ConfigError
+
+
+class Label(IntEnum):
+    """What a pixel shows, from segmentation."""
+
+    SKY = 0  # nothing: the skybox
+    BACKDROP = 1  # `SceneLayout.backdrop_geoms`
+    SURFACE = 2  # `SceneLayout.surface_geoms`
+    SCENE = 3  # any other model geom or site (robot, object, goal marker)
+    DISTRACTOR = 4  # geoms a shift added to the scene
+
+
+class ShiftedRenderer:
+    """Renders ``[H, W, 3]`` frames of `model` from `camera` with `shift` applied.
+
+    `decorate` adds the task's own visual-only geoms to the scene before the shift's. Added
+    geoms count as distractors in labels and masks unless tagged with the model object they
+    belong to (``objtype``/``objid``, e.g. a goal pole tagged as the goal site).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        resolution: int,
+        camera: Any,
+        layout: SceneLayout,
+        shift: Shift,
+        decorate: Callable[[Any], None] | None = None,
+    ):
+        import mujoco
+
+        self._mj = mujoco
+        self.model = model
+        self.layout = layout
+        self.shift = shift
+        self.camera = camera
+        self.resolution = resolution
+        self._decorate = decorate
+        self._renderer = mujoco.Renderer(model, resolution, resolution)
+        self._geom_label = np.full(model.ngeom, Label.SCENE, np.int8)
+        self._geom_label[list(layout.backdrop_geoms)] = Label.BACKDROP
+        self._geom_label[list(layout.surface_geoms)] = Label.SURFACE
+        self._group_luts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, group in layout.mask_groups.items():
+            geoms = np.zeros(model.ngeom + 1, bool)  # index -1 (not a geom) stays False
+            sites = np.zeros(model.nsite + 1, bool)
+            geoms[list(group.geoms)] = True
+            sites[list(group.sites)] = True
+            self._group_luts[name] = (geoms, sites)
+
+    @property
+    def mask_groups(self) -> list[str]:
+        """Names accepted by `mask`."""
+        return list(self._group_luts)
+
+    def reset(self, seed: int, keep_out: KeepOut) -> None:
+        """Start an episode: the shift re-randomises from `seed`, avoiding `keep_out`."""
+        changed = self.shift.on_reset(seed, keep_out)
+        context = self._renderer._mjr_context  # mujoco.Renderer keeps its GL context here
+        for texid in changed:
+            self._mj.mjr_uploadTexture(self.model, context, texid)
+
+    def render(self, data: Any, t: int = 0) -> np.ndarray:
+        """The shifted frame of `data` at episode step `t`: uint8 ``[H, W, 3]``."""
+        self._update(data, t)
+        rgb = self._renderer.render()
+        labels = self._labels(self._segment()) if self.shift.needs_labels else None
+        return self.shift.postprocess(rgb, labels, t)
+
+    def labels(self, data: Any, t: int = 0) -> np.ndarray:
+        """What each pixel of the frame shows: int8 ``[H, W]`` of `Label` values."""
+        self._update(data, t)
+        return self._labels(self._segment())
+
+    def mask(self, data: Any, groups: Sequence[str], t: int = 0) -> np.ndarray:
+        """Ground-truth mask of the parts in `groups`, aligned with `render`: bool ``[H, W]``.
+
+        Distractors and other geoms in front of a part hide it, as they do in the RGB frame.
+        """
+        unknown = [g for g in groups if g not in self._group_luts]
+        if unknown:
+            raise ConfigError(
+                f"mask_groups: {unknown[0]!r} is not a mask group of this task; valid groups: "
+                f"{', '.join(self._group_luts)}"
+            )
+        self._update(data, t)
+        seg = self._segment()
+        objid, objtype = seg[..., 0], seg[..., 1]
+        is_geom = objtype == self._mj.mjtObj.mjOBJ_GEOM
+        is_site = objtype == self._mj.mjtObj.mjOBJ_SITE
+        geom_id = np.where(is_geom, objid, -1)  # -1 picks each table's trailing False
+        site_id = np.where(is_site, objid, -1)
+        out = np.zeros(objid.shape, bool)
+        for name in groups:
+            geoms, sites = self._group_luts[name]
+            out |= geoms[geom_id] | sites[site_id]
+        return out
+
+    def close(self) -> None:
+        self._renderer.close()
+
+    # -- internals ------------------------------------------------------------------------
+    def _update(self, data: Any, t: int) -> None:
+        self._renderer.update_scene(data, camera=self.camera)
+        scene = self._renderer.scene
+        first = scene.ngeom
+        if self._decorate is not None:
+            self._decorate(scene)
+        self.shift.decorate_scene(scene, t)
+        for i in range(first, scene.ngeom):  # added geoms need their own segmentation ids
+            scene.geoms[i].segid = i
+
+    def _segment(self) -> np.ndarray:
+        """(objid, objtype) per pixel, int32 ``[H, W, 2]``, of the current scene without helper geoms."""
+        scene = self._renderer.scene
+        for i in range(scene.ngeom):
+            if scene.geoms[i].rgba[3] < VISIBLE_ALPHA:
+                scene.geoms[i].type = self._mj.mjtGeom.mjGEOM_NONE
+        self._renderer.enable_segmentation_rendering()
+        try:
+            return self._renderer.render()
+        finally:
+            self._renderer.disable_segmentation_rendering()
+
+    def _labels(self, seg: np.ndarray) -> np.ndarray:
+        objid, objtype = seg[..., 0], seg[..., 1]
+        labels = np.full(objid.shape, Label.SCENE, np.int8)
+        labels[objtype == -1] = Label.SKY
+        labels[objtype == self._mj.mjtObj.mjOBJ_UNKNOWN] = Label.DISTRACTOR
+        is_geom = objtype == self._mj.mjtObj.mjOBJ_GEOM
+        labels[is_geom] = self._geom_label[objid[is_geom]]
+        return labels
