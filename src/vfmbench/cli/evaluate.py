@@ -1,8 +1,10 @@
-"""`vfmbench evaluate --run RUN [--episodes N] [--video FILE.gif]`."""
+"""`vfmbench evaluate --run RUN [--episodes N] [--video FILE.gif] [--shift S [--shift-set K=V]]`."""
 
 from __future__ import annotations
 
 import argparse
+
+from vfmbench.cli.shifts import add_shift_args, shift_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", help="write a GIF of the first episodes to this file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    add_shift_args(p)
     p.set_defaults(func=_run)
 
 
@@ -27,19 +30,23 @@ def _run(args: argparse.Namespace) -> int:
 
     agent, record = load_agent(args.run, args.step)
     task = record["spec"]["task"]
-    task_cfg = from_dict(TaskConfig, _task_config(record), "run task_config")
+    task_cfg = from_dict(TaskConfig, run_task_config(record), "run task_config")
     res = evaluate(agent, task, task_cfg, episodes=args.episodes, n_envs=args.envs, video=args.video,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, shift=args.shift, shift_options=shift_options(args.shift_set))
     if args.json:
         print_json(res.to_dict())
     else:
-        print(f"{task}: success {res.success_rate:.2f} over {res.episodes} episodes "
+        shown = task if res.extra["shift"] == "none" else f"{task} under {res.extra['shift']}"
+        print(f"{shown}: success {res.success_rate:.2f} over {res.episodes} episodes "
               f"(any-step success {res.success_any_rate:.2f}, {res.seconds:.0f} s)"
               + (f"; video {res.video}" if res.video else ""))
     return 0
 
 
-def _task_config(record: dict) -> dict:
+def run_task_config(record: dict) -> dict:
+    """TaskConfig fields of the task a run was trained on (from its record)."""
     t = record["task"]
+    shift = t.get("shift", {"name": "none", "options": {}})  # the shift the run was trained under
     return {"resolution": t["resolution"], "goal_conditioned": t["goal_conditioned"], "proprio": t["proprio"],
-            "camera": t["camera"], "max_episode_steps": t["max_episode_steps"]}
+            "camera": t["camera"], "max_episode_steps": t["max_episode_steps"],
+            "shift": shift["name"], "shift_options": shift["options"]}

@@ -17,7 +17,10 @@ from vfmbench.utils.errors import ConfigError, DatasetError
 
 @dataclass
 class CollectConfig:
-    """What to collect. Episode i of the attempt sequence uses seed ``seed + i``."""
+    """What to collect. Episode i of the attempt sequence uses seed ``seed + i``.
+
+    ``task_config.masks = True`` also stores ground-truth masks (``masks``, ``goal_masks``).
+    """
 
     task: str = "fetch_reach"
     episodes: int = 100
@@ -81,16 +84,21 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
 
 def _run_expert_episode(task, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:
     obs = task.reset(seed)
-    keys = ("pixels", "state", "proprio")
-    frames: dict[str, list[np.ndarray]] = {k: [] for k in (*keys, "actions")}
+    # observation key -> array name; masks are present when the task config asks for them
+    keys = {k: k for k in ("pixels", "state", "proprio")}
+    if "mask" in obs:
+        keys["mask"] = "masks"
+    frames: dict[str, list[np.ndarray]] = {k: [] for k in (*keys.values(), "actions")}
     per_episode = {}
     if "goal_pixels" in obs:
         per_episode = {"goal_pixels": obs["goal_pixels"], "goal_state": obs["goal_state"]}
+        if "goal_mask" in obs:
+            per_episode["goal_masks"] = obs["goal_mask"]
     success = False
     for _ in range(task.max_episode_steps):
         action = task.expert_action()
-        for k in keys:
-            frames[k].append(obs[k])
+        for k, name in keys.items():
+            frames[name].append(obs[k])
         frames["actions"].append(action)
         step = task.step(action)
         obs, success = step.observation, step.success

@@ -5,8 +5,9 @@ Layout of a dataset folder::
     manifest.json        what the data is (task, camera, resolution, seeds, versions) and how
                          much of it is committed; rewritten atomically after every episode
     episodes.zarr/       per-frame arrays  pixels [N,H,W,3] uint8, state [N,S], proprio [N,P],
-                         actions [N,A] float32; per-episode arrays goal_pixels [E,H,W,3],
-                         goal_state [E,S] (goal-conditioned tasks)
+                         actions [N,A] float32, masks [N,H,W] bool (task_config.masks);
+                         per-episode arrays goal_pixels [E,H,W,3], goal_state [E,S]
+                         (goal-conditioned tasks), goal_masks [E,H,W] bool
 
 The manifest is the commit record: rows beyond its ``n_frames`` (an episode interrupted
 mid-write) are ignored by readers and truncated by the next writer, so an interrupted collect
@@ -30,8 +31,8 @@ FORMAT = "vfmbench-episodes"
 VERSION = 1
 MANIFEST = "manifest.json"
 STORE = "episodes.zarr"
-FRAME_ARRAYS = ("pixels", "state", "proprio", "actions")
-EPISODE_ARRAYS = ("goal_pixels", "goal_state")
+FRAME_ARRAYS = ("pixels", "state", "proprio", "actions", "masks")
+EPISODE_ARRAYS = ("goal_pixels", "goal_state", "goal_masks")
 
 
 def _zarr():

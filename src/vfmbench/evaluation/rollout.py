@@ -4,6 +4,7 @@ collection seeds (0, 1, 2, ...), so evaluation episodes are held out."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from tqdm.auto import tqdm
 
 from vfmbench.tasks import Task, TaskConfig, make_task
 from vfmbench.training.agent import Agent
+from vfmbench.utils.config import from_dict
+from vfmbench.utils.errors import ConfigError
 
 EVAL_SEED_BASE = 1_000_000
 
@@ -50,18 +53,33 @@ def evaluate(
     video: str | Path | None = None,
     progress: bool = True,
     envs: list[Task] | None = None,
+    shift: str | None = None,
+    shift_options: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Roll out `agent` for `episodes` episodes with seeds ``seed, seed+1, ...``.
 
     `video` writes a GIF of the first batch (up to 4 environments side by side). Pass `envs`
-    to reuse task instances across calls (they must match `task`/`task_config`).
+    to reuse task instances across calls (they must match `task`/`task_config`). `shift` (with
+    `shift_options`) evaluates under a robustness shift instead of `task_config.shift`.
     """
     device = torch.device(device)
     agent = agent.to(device).eval()
+    if isinstance(task_config, TaskConfig):
+        cfg = task_config
+    else:
+        cfg = from_dict(TaskConfig, task_config, source=f"task {task!r} config")
+    if shift is not None:
+        cfg = dataclasses.replace(cfg, shift=shift, shift_options=dict(shift_options or {}))
+        cfg.validate()
     own_envs = envs is None
     n = max(1, min(n_envs, episodes))
     if envs is None:
-        envs = [make_task(task, task_config) for _ in range(n)]
+        envs = [make_task(task, cfg) for _ in range(n)]
+    elif (envs[0].config.shift, envs[0].config.shift_options) != (cfg.shift, cfg.shift_options):
+        raise ConfigError(
+            f"the envs passed to evaluate run shift {envs[0].config.shift!r} but {cfg.shift!r} was asked for; "
+            "pass envs made with that shift or none"
+        )
     goal = envs[0].config.goal_conditioned
     key = agent.input_key
     policy = agent.policy
@@ -71,7 +89,8 @@ def evaluate(
     any_successes: list[bool] = []
     frames: list[np.ndarray] = []
     t0 = time.time()
-    bar = tqdm(total=episodes, desc=f"evaluate {task}", unit="ep", disable=not progress)
+    label = task if cfg.shift == "none" else f"{task} [{cfg.shift}]"
+    bar = tqdm(total=episodes, desc=f"evaluate {label}", unit="ep", disable=not progress)
     try:
         for start in range(0, episodes, len(envs)):
             batch_seeds = seeds[start : start + len(envs)]
@@ -135,4 +154,5 @@ def evaluate(
         successes=[bool(s) for s in successes],
         seconds=time.time() - t0,
         video=video_path,
+        extra={"shift": cfg.shift, "shift_options": cfg.shift_options},
     )

@@ -6,6 +6,8 @@ A `Task` is one environment instance. Observations are dicts of NumPy arrays:
 - ``state``: float32 ``[S]`` privileged state (object and gripper poses, goal) for the `state` encoder
 - ``proprio``: float32 ``[P]`` proprioception given to the policy (``P`` may be 0)
 - ``goal_pixels`` / ``goal_state``: the goal image and its state, when goal-conditioned
+- ``mask`` / ``goal_mask``: bool ``[H, W]`` ground-truth masks of the frame (and goal image),
+  when ``TaskConfig.masks`` is set
 
 ``TaskConfig.shift`` renders the task under a robustness shift (``vfmbench shifts list``);
 `Task.mask` gives ground-truth masks of the task-relevant parts of the current frame.
@@ -45,6 +47,7 @@ class TaskConfig:
     shift: str = "none"  # appearance shift (`vfmbench shifts list`); training uses "none"
     shift_options: dict[str, Any] = field(default_factory=dict)  # that shift's options
     mask_groups: list[str] | None = None  # task-relevant parts in `Task.mask`; None: the task's default
+    masks: bool = False  # observations carry "mask" (and "goal_mask") of those parts
 
     def validate(self) -> None:
         from vfmbench.tasks.shifts import validate_shift

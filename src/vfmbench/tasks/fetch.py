@@ -157,23 +157,34 @@ class FetchTask(Task):
         return tuple(requested)
 
     def _keep_out(self) -> KeepOut:
-        """Where distractors may not stand at reset: the block, the goal and the gripper's path to them."""
+        """Where distractors may not stand at reset: the block, the goal, the gripper's path to them
+        and the strip under the arm (which would hide a distractor from the camera)."""
         assert self._raw is not None
         grip, goal = self._raw["observation"][:3], self._raw["desired_goal"]
+        under_arm = [grip, grip - np.array([1.0, 0.0, 0.0])]  # the arm reaches in from the robot at -x
         if self.variant == "reach":
-            return KeepOut(np.array([[grip, goal]]), np.array([_GRIPPER_RADIUS]))
+            return KeepOut(np.array([[grip, goal], under_arm]), np.array([_GRIPPER_RADIUS, _GRIPPER_RADIUS]))
         obj = self._raw["observation"][3:6]
-        segments = np.array([[obj, obj], [goal, goal], [grip, obj], [obj, goal]])
-        return KeepOut(segments, np.array([_OBJECT_RADIUS, _OBJECT_RADIUS, _GRIPPER_RADIUS, _OBJECT_RADIUS]))
+        segments = np.array([[obj, obj], [goal, goal], [grip, obj], [obj, goal], under_arm])
+        radius = [_OBJECT_RADIUS, _OBJECT_RADIUS, _GRIPPER_RADIUS, _OBJECT_RADIUS, _GRIPPER_RADIUS]
+        return KeepOut(segments, np.array(radius))
 
     # -- observations -------------------------------------------------------------------
     def _state(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         return np.concatenate([raw["observation"], raw["desired_goal"]]).astype(np.float32)
 
+    def _frame(self) -> Observation:
+        """``pixels`` of the current state, and its ``mask`` when the config asks for masks."""
+        self._env._render_callback()  # moves the goal marker to the goal
+        if self.config.masks:
+            pixels, mask = self._view.render_with_mask(self._data, self.mask_groups, self._t)
+            return {"pixels": pixels, "mask": mask}
+        return {"pixels": self._view.render(self._data, self._t)}
+
     def _observation(self) -> Observation:
         assert self._raw is not None
         obs: Observation = {
-            "pixels": self.render(),
+            **self._frame(),
             "state": self._state(self._raw),
             "proprio": self._raw["observation"][self._proprio_idx].astype(np.float32)
             if self.use_proprio
@@ -183,6 +194,8 @@ class FetchTask(Task):
             assert self._goal_obs is not None
             obs["goal_pixels"] = self._goal_obs["pixels"]
             obs["goal_state"] = self._goal_obs["state"]
+            if self.config.masks:
+                obs["goal_mask"] = self._goal_obs["mask"]
         return obs
 
     def render(self) -> np.ndarray:
@@ -253,7 +266,7 @@ class FetchTask(Task):
                 for _ in range(3):
                     raw, *_ = self._env.step(np.clip(self._expert(raw), -1, 1))
                 break
-        goal = {"pixels": self.render(), "state": self._state(raw)}
+        goal = {**self._frame(), "state": self._state(raw)}
         mj.mj_setState(self._model, self._data, saved, spec)
         mj.mj_forward(self._model, self._data)
         return goal

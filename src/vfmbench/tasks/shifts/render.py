@@ -73,9 +73,12 @@ class ShiftedRenderer:
     def reset(self, seed: int, keep_out: KeepOut) -> None:
         """Start an episode: the shift re-randomises from `seed`, avoiding `keep_out`."""
         changed = self.shift.on_reset(seed, keep_out)
-        context = self._renderer._mjr_context  # mujoco.Renderer keeps its GL context here
-        for texid in changed:
-            self._mj.mjr_uploadTexture(self.model, context, texid)
+        if changed:
+            # mujoco.Renderer keeps its GL and MuJoCo contexts here; uploads go to the current one
+            if self._renderer._gl_context is not None:
+                self._renderer._gl_context.make_current()
+            for texid in changed:
+                self._mj.mjr_uploadTexture(self.model, self._renderer._mjr_context, texid)
 
     def render(self, data: Any, t: int = 0) -> np.ndarray:
         """The shifted frame of `data` at episode step `t`: uint8 ``[H, W, 3]``."""
@@ -83,6 +86,15 @@ class ShiftedRenderer:
         rgb = self._renderer.render()
         labels = self._labels(self._segment()) if self.shift.needs_labels else None
         return self.shift.postprocess(rgb, labels, t)
+
+    def render_with_mask(self, data: Any, groups: Sequence[str], t: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """`render` and `mask` from one scene update and one segmentation pass."""
+        self._check_groups(groups)
+        self._update(data, t)
+        rgb = self._renderer.render()
+        seg = self._segment()
+        labels = self._labels(seg) if self.shift.needs_labels else None
+        return self.shift.postprocess(rgb, labels, t), self._mask(seg, groups)
 
     def labels(self, data: Any, t: int = 0) -> np.ndarray:
         """What each pixel of the frame shows: int8 ``[H, W]`` of `Label` values."""
@@ -94,14 +106,23 @@ class ShiftedRenderer:
 
         Distractors and other geoms in front of a part hide it, as they do in the RGB frame.
         """
+        self._check_groups(groups)
+        self._update(data, t)
+        return self._mask(self._segment(), groups)
+
+    def close(self) -> None:
+        self._renderer.close()
+
+    # -- internals ------------------------------------------------------------------------
+    def _check_groups(self, groups: Sequence[str]) -> None:
         unknown = [g for g in groups if g not in self._group_luts]
         if unknown:
             raise ConfigError(
                 f"mask_groups: {unknown[0]!r} is not a mask group of this task; valid groups: "
                 f"{', '.join(self._group_luts)}"
             )
-        self._update(data, t)
-        seg = self._segment()
+
+    def _mask(self, seg: np.ndarray, groups: Sequence[str]) -> np.ndarray:
         objid, objtype = seg[..., 0], seg[..., 1]
         is_geom = objtype == self._mj.mjtObj.mjOBJ_GEOM
         is_site = objtype == self._mj.mjtObj.mjOBJ_SITE
@@ -113,10 +134,6 @@ class ShiftedRenderer:
             out |= geoms[geom_id] | sites[site_id]
         return out
 
-    def close(self) -> None:
-        self._renderer.close()
-
-    # -- internals ------------------------------------------------------------------------
     def _update(self, data: Any, t: int) -> None:
         self._renderer.update_scene(data, camera=self.camera)
         scene = self._renderer.scene

@@ -1,0 +1,57 @@
+"""`vfmbench robustness --run RUN [--shifts none,distractor,...] [--episodes N] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("robustness", help="evaluate a run under several shifts; report the drop against the clean task",
+                       description="Roll out a run's checkpoint on the same held-out seeds under the clean task "
+                                   "and each shift; print success and its paired drop (± standard error).")
+    p.add_argument("--run", required=True, help="run folder written by vfmbench train or demo")
+    p.add_argument("--shifts", default="distractor,color_easy,color_hard,video_easy,video_hard",
+                   help="comma-separated shifts (vfmbench shifts list); none is always evaluated")
+    p.add_argument("--shift-set", dest="shift_set", action="append", default=[], metavar="SHIFT.KEY=VALUE",
+                   help="a shift option, e.g. --shift-set distractor.count=3 (repeatable)")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+    p.add_argument("--envs", type=int, default=10, help="environments stepped in lockstep")
+    p.add_argument("--out", help="also write the report as JSON to this file")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from vfmbench.cli._common import print_json, print_table
+    from vfmbench.cli.evaluate import run_task_config
+    from vfmbench.cli.shifts import shift_options
+    from vfmbench.evaluation.robustness import evaluate_shifts
+    from vfmbench.tasks import TaskConfig
+    from vfmbench.training import load_agent
+    from vfmbench.utils.config import from_dict
+    from vfmbench.utils.errors import ConfigError
+    from vfmbench.utils.io import write_json_atomic
+
+    options = shift_options(args.shift_set)
+    for name, value in options.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"--shift-set {name}={value!r}: write SHIFT.KEY=VALUE, e.g. distractor.count=3")
+    shifts = [s.strip() for s in args.shifts.split(",") if s.strip()]
+    agent, record = load_agent(args.run, args.step)
+    task = record["spec"]["task"]
+    task_cfg = from_dict(TaskConfig, run_task_config(record), "run task_config")  # each shift replaces its shift
+    report = evaluate_shifts(agent, task, task_cfg, shifts, options, episodes=args.episodes, n_envs=args.envs,
+                             progress=not args.no_progress)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(args.out), {"run": str(args.run), **report.to_dict()})
+    if args.json:
+        print_json({"run": str(args.run), **report.to_dict()})
+    else:
+        print(f"{args.run}: {task}, {args.episodes} episodes per shift (same seeds); drop = clean - shifted")
+        print_table(report.rows(), ["shift", "success", "any_step", "drop", "episodes", "seconds"])
+    return 0

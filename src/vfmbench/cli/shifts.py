@@ -1,0 +1,48 @@
+"""`vfmbench shifts list [--json]`, and the ``--shift`` / ``--shift-set`` options other commands share."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from vfmbench.cli._common import print_json, print_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("shifts", help="list the robustness shifts (distractors, colours, videos)")
+    s = p.add_subparsers(dest="action", metavar="ACTION")
+    s.required = True
+    ls = s.add_parser("list", help="names, descriptions and default options")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=_list)
+
+
+def add_shift_args(p: argparse.ArgumentParser) -> None:
+    """``--shift NAME`` and repeatable ``--shift-set KEY=VALUE``."""
+    p.add_argument("--shift", help="robustness shift (vfmbench shifts list); default: the clean task")
+    p.add_argument("--shift-set", dest="shift_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a shift option, e.g. --shift-set count=3 (repeatable)")
+
+
+def shift_options(items: list[str]) -> dict[str, Any]:
+    """Options from ``KEY=VALUE`` strings (values parsed as YAML: numbers, lists, booleans)."""
+    from vfmbench.utils.config import apply_overrides
+
+    return apply_overrides({}, items, source="--shift-set")
+
+
+def _list(args: argparse.Namespace) -> int:
+    from vfmbench.tasks.shifts import get_shift_spec, list_shifts
+
+    rows = []
+    for name in list_shifts():
+        spec = get_shift_spec(name)
+        rows.append({"name": name, "description": spec.description,
+                     "options": dataclasses.asdict(spec.options())})
+    if args.json:
+        print_json(rows)
+    else:
+        print_table([{**r, "options": ", ".join(f"{k}={v}" for k, v in r["options"].items())} for r in rows],
+                     ["name", "description", "options"])
+    return 0
