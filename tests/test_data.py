@@ -45,11 +45,11 @@ def test_interrupted_collect_keeps_finished_episodes_and_resumes(tmp_path, monke
     real = collect_mod._run_expert_episode
     calls = {"n": 0}
 
-    def flaky(task, seed):
+    def flaky(task, seed, noise=0.0):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(task, seed)
+        return real(task, seed, noise)
 
     monkeypatch.setattr(collect_mod, "_run_expert_episode", flaky)
     with pytest.raises(KeyboardInterrupt):

@@ -26,11 +26,17 @@ class CollectConfig:
     episodes: int = 100
     seed: int = 0
     keep_failures: bool = False  # keep expert episodes that did not succeed
+    # DART-style noise (Laskey et al. 2017): the executed action is the expert's plus Gaussian
+    # noise of this standard deviation, the recorded action is the expert's clean one, so the
+    # data shows how to recover from small deviations.
+    action_noise: float = 0.0
     task_config: TaskConfig = field(default_factory=TaskConfig)
 
     def validate(self) -> None:
         if self.episodes < 1:
             raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
+        if self.action_noise < 0:
+            raise ConfigError(f"action_noise must be non-negative, got {self.action_noise}")
 
 
 def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> EpisodeDataset:
@@ -49,6 +55,7 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
             "expert": "scripted",
             "seed": config.seed,
             "keep_failures": config.keep_failures,
+            "action_noise": config.action_noise,
             "versions": {
                 "vfmbench": vfmbench.__version__,
                 "numpy": np.__version__,
@@ -72,7 +79,7 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
                 )
             seed = config.seed + attempts
             attempts += 1
-            frames, per_episode, success = _run_expert_episode(task, seed)
+            frames, per_episode, success = _run_expert_episode(task, seed, config.action_noise)
             writer.manifest["attempts"] = attempts
             if success or config.keep_failures:
                 writer.append(frames, per_episode, {"seed": seed, "success": success})
@@ -82,8 +89,9 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
         return writer.finalize({"attempts": attempts, "expert_success_rate": successes / attempts})
 
 
-def _run_expert_episode(task, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:
+def _run_expert_episode(task, seed: int, noise: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:
     obs = task.reset(seed)
+    rng = np.random.default_rng([seed, 7])
     # observation key -> array name; masks are present when the task config asks for them
     keys = {k: k for k in ("pixels", "state", "proprio")}
     if "mask" in obs:
@@ -100,7 +108,8 @@ def _run_expert_episode(task, seed: int) -> tuple[dict[str, np.ndarray], dict[st
         for k, name in keys.items():
             frames[name].append(obs[k])
         frames["actions"].append(action)
-        step = task.step(action)
+        executed = action + rng.normal(0.0, noise, size=action.shape) if noise > 0 else action
+        step = task.step(np.clip(executed, -1.0, 1.0))
         obs, success = step.observation, step.success
         if step.done:
             break
