@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
     p.add_argument("--goal-conditioned", action="store_true", help="also record goal images")
     p.add_argument("--keep-failures", action="store_true", help="keep episodes the expert failed")
+    p.add_argument("--action-noise", type=float, default=0.0,
+                   help="std of Gaussian noise added to executed expert actions (DART); default 0")
     p.add_argument("--no-progress", action="store_true")
     add_config_args(p)
     p.set_defaults(func=_run)
@@ -34,6 +36,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.goal_conditioned:
         task_cfg["goal_conditioned"] = True
     data.update(task=args.task, episodes=args.episodes, seed=args.seed, keep_failures=args.keep_failures,
+                action_noise=args.action_noise,
                 task_config=task_cfg)
     cfg = from_dict(CollectConfig, data, source)
     ds = collect(cfg, args.out, progress=not args.no_progress)
