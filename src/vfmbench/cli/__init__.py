@@ -10,7 +10,7 @@ import sys
 from vfmbench.utils.errors import VfmbenchError
 
 # Command modules, in the order `vfmbench --help` lists them.
-COMMAND_MODULES = ["demo", "collect", "train", "evaluate", "tasks", "encoders", "weights", "embed", "shifts", "robustness"]
+COMMAND_MODULES = ["demo", "collect", "train", "evaluate", "tasks", "encoders", "weights", "embed", "shifts", "robustness", "methods"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -131,6 +131,41 @@ def make_policy(name: str, config: MethodConfig | dict[str, Any] | None, dims: P
     return spec.policy_cls(config, dims)
 
 
+def last_step(x: torch.Tensor | None) -> torch.Tensor | None:
+    """The last time step of ``[B, T, P]`` as ``[B, P]``; None when absent or ``P == 0``."""
+    if x is None or x.shape[-1] == 0:
+        return None
+    return x[:, -1]
+
+
+def observation_vector(batch: Batch, steps: slice = slice(None), detach: bool = False) -> torch.Tensor:
+    """Features and proprioception of the observation steps `steps`, flattened, plus the goal:
+    ``[B, T, D] (+ [B, T, P], [B, D]) -> [B, T*(D+P) (+D)]``. `detach` stops gradients into a
+    jointly trained encoder (for critics and value functions)."""
+    parts = [batch["features"][:, steps]]
+    proprio = batch.get("proprio")
+    if proprio is not None and proprio.shape[-1]:
+        parts.append(proprio[:, steps])
+    x = torch.cat(parts, dim=-1).flatten(1)
+    if "goal" in batch:
+        x = torch.cat([x, batch["goal"]], dim=-1)
+    return x.detach() if detach else x
+
+
+def observation_dim(dims: PolicyDims, steps: int = 1) -> int:
+    """Width of `observation_vector` over `steps` observation steps."""
+    return steps * (dims.feature_dim + dims.proprio_dim) + (dims.feature_dim if dims.goal_conditioned else 0)
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, rate: float) -> None:
+    """``target <- (1 - rate) * target + rate * source``, parameter by parameter (buffers copied)."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, rate)
+    for t, s in zip(target.buffers(), source.buffers()):
+        t.copy_(s)
+
+
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.ReLU, out_activation: bool = False) -> nn.Sequential:
     """Linear layers through `sizes` with `activation` between them."""
     layers: list[nn.Module] = []

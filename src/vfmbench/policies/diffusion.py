@@ -1,0 +1,395 @@
+"""Diffusion Policy (Chi et al., 2023) with a 1-D convolutional U-Net (`dp_conv`) or a
+transformer (`dp_transformer`) as the noise-prediction network; paper 001 §III-B2.
+
+Windows: the policy sees `obs_horizon` observation steps ``t-To+1 .. t`` and models the
+`pred_horizon` actions from ``t-To+1`` on; at evaluation it executes `action_horizon` of
+them, starting at step t (an action chunk), before observing again.
+
+Training (DDPM, Ho et al. 2020): ``x0`` is the action window, ``k ~ U{0..K-1}``,
+``eps ~ N(0, I)``, ``x_k = sqrt(abar_k) x0 + sqrt(1 - abar_k) eps`` and the loss is
+``||eps - eps_theta(x_k, k, obs)||^2``. Sampling (DDIM, Song et al. 2021, eta = 0) with
+`inference_steps` steps. Both use `NoiseSchedule` below. An exponential moving average of
+the network (DP's EMA: decay ``1 - (1 + step)^-0.75`` capped at 0.9999) is used for sampling.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vfmbench.policies.base import (
+    Batch,
+    MethodConfig,
+    MethodSpec,
+    Policy,
+    PolicyDims,
+    observation_dim,
+    observation_vector,
+    register_method,
+)
+from vfmbench.utils.errors import ConfigError
+
+# -- noise schedule ------------------------------------------------------------------------------
+
+
+def _cosine_betas(steps: int) -> torch.Tensor:
+    """Nichol & Dhariwal (2021): ``abar(t) = cos^2(((t/K + s) / (1 + s)) pi/2)``, s = 0.008."""
+    t = torch.linspace(0, steps, steps + 1, dtype=torch.float64) / steps
+    abar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+    return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
+
+
+def _linear_betas(steps: int) -> torch.Tensor:
+    """Ho et al. (2020): betas linear from 1e-4 to 0.02 (scaled to `steps`)."""
+    return torch.linspace(1e-4 * 1000 / steps, 0.02 * 1000 / steps, steps, dtype=torch.float64)
+
+
+BETA_SCHEDULES: dict[str, Callable[[int], torch.Tensor]] = {
+    "squaredcos_cap_v2": _cosine_betas,
+    "linear": _linear_betas,
+}
+
+
+class NoiseSchedule:
+    """DDPM forward process and a deterministic DDIM sampler over `steps` diffusion steps."""
+
+    def __init__(self, steps: int = 100, beta_schedule: str = "squaredcos_cap_v2", clip_sample: bool = True):
+        self.steps = steps
+        self.clip_sample = clip_sample
+        self.alphas_cumprod = torch.cumprod(1 - BETA_SCHEDULES[beta_schedule](steps), 0).float()  # [K]
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """``x_k = sqrt(abar_k) x0 + sqrt(1 - abar_k) noise``; x0, noise ``[B, ...]``, k ``[B]``."""
+        abar = self.alphas_cumprod.to(x0.device)[k].view(-1, *([1] * (x0.dim() - 1)))
+        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+
+    def ddim_timesteps(self, n: int) -> list[int]:
+        """The n steps visited by DDIM, descending, evenly spaced ("leading" spacing)."""
+        ratio = self.steps // n
+        return [i * ratio for i in reversed(range(n))]
+
+    def sample(self, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
+               n_steps: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+        """DDIM (eta = 0) from ``x_K ~ N(0, I)`` of `shape`; ``eps_fn(x_k, k [B]) -> eps``.
+
+        Each step predicts ``x0 = (x_k - sqrt(1 - abar_k) eps) / sqrt(abar_k)`` (clipped to
+        [-1, 1] with `clip_sample`) and moves to ``x_j = sqrt(abar_j) x0 + sqrt(1 - abar_j) eps``
+        at the next visited step j (``abar = 1`` after the last).
+        """
+        abar = self.alphas_cumprod.to(device)
+        x = torch.randn(shape, generator=generator, device=device)
+        ks = self.ddim_timesteps(n_steps)
+        for i, k in enumerate(ks):
+            eps = eps_fn(x, torch.full((shape[0],), k, device=device, dtype=torch.long))
+            a_k = abar[k]
+            a_next = abar[ks[i + 1]] if i + 1 < len(ks) else torch.ones((), device=device)
+            x0 = (x - (1 - a_k).sqrt() * eps) / a_k.sqrt()
+            if self.clip_sample:
+                x0 = x0.clamp(-1.0, 1.0)
+            x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+        return x
+
+
+# -- networks -------------------------------------------------------------------------------------
+
+
+class SinusoidalEmbedding(nn.Module):
+    """``[B]`` integer steps -> ``[B, dim]`` sin/cos features (Vaswani et al. 2017)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, k: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, device=k.device) / max(half - 1, 1))
+        args = k.float()[:, None] * freqs[None]
+        return torch.cat([args.sin(), args.cos()], dim=-1)
+
+
+class ConvBlock(nn.Sequential):
+    """Conv1d - GroupNorm - Mish, length preserving."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, groups: int):
+        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(groups, c_out), nn.Mish())
+
+
+class FiLMResBlock(nn.Module):
+    """Two conv blocks; the condition sets a per-channel scale and bias after the first (FiLM)."""
+
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.block1 = ConvBlock(c_in, c_out, kernel, groups)
+        self.block2 = ConvBlock(c_out, c_out, kernel, groups)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:  # x [B, C, T], cond [B, C']
+        scale, bias = self.film(cond)[:, :, None].chunk(2, dim=1)
+        h = self.block1(x) * scale + bias
+        return self.block2(h) + self.skip(x)
+
+
+class ConditionalUnet1D(nn.Module):
+    """DP-C's noise network: ``x [B, T, A], k [B], cond [B, C] -> eps [B, T, A]``.
+
+    Levels of `down_dims` channels, each two FiLM residual blocks then a stride-2 downsample
+    (not after the last); two middle blocks; the mirror image upwards with skip connections.
+    """
+
+    def __init__(self, action_dim: int, cond_dim: int, down_dims: list[int], kernel: int, groups: int, step_dim: int):
+        super().__init__()
+        self.step_embed = nn.Sequential(SinusoidalEmbedding(step_dim), nn.Linear(step_dim, 4 * step_dim), nn.Mish(),
+                                        nn.Linear(4 * step_dim, step_dim))
+        c = step_dim + cond_dim
+        dims = [action_dim, *down_dims]
+        self.down = nn.ModuleList()
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            last = i == len(down_dims) - 1
+            self.down.append(nn.ModuleList([FiLMResBlock(a, b, c, kernel, groups), FiLMResBlock(b, b, c, kernel, groups),
+                                             nn.Identity() if last else nn.Conv1d(b, b, 3, stride=2, padding=1)]))
+        mid = down_dims[-1]
+        self.mid = nn.ModuleList([FiLMResBlock(mid, mid, c, kernel, groups), FiLMResBlock(mid, mid, c, kernel, groups)])
+        self.up = nn.ModuleList()
+        for a, b in reversed(list(zip(down_dims[:-1], down_dims[1:]))):
+            self.up.append(nn.ModuleList([FiLMResBlock(2 * b, a, c, kernel, groups), FiLMResBlock(a, a, c, kernel, groups),
+                                           nn.ConvTranspose1d(a, a, 4, stride=2, padding=1)]))
+        self.final = nn.Sequential(ConvBlock(down_dims[0], down_dims[0], kernel, groups),
+                                   nn.Conv1d(down_dims[0], action_dim, 1))
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        c = torch.cat([self.step_embed(k), cond], dim=-1)
+        h = x.transpose(1, 2)
+        skips = []
+        for res1, res2, down in self.down:
+            h = res2(res1(h, c), c)
+            skips.append(h)
+            h = down(h)
+        for res in self.mid:
+            h = res(h, c)
+        for res1, res2, up in self.up:
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = up(res2(res1(h, c), c))
+        return self.final(h).transpose(1, 2)
+
+
+class DiffusionTransformer(nn.Module):
+    """DP-T's noise network: ``x [B, T, A], k [B], cond [B, To, C] -> eps [B, T, A]``.
+
+    Action tokens go through a pre-norm transformer decoder with causal self-attention; the
+    memory is the diffusion-step token followed by one token per observation step, and action
+    t attends to observation steps up to t (DP's causal memory mask).
+    """
+
+    def __init__(self, action_dim: int, cond_dim: int, horizon: int, obs_horizon: int, n_layer: int, n_head: int,
+                 n_emb: int, p_drop_emb: float, p_drop_attn: float, causal: bool):
+        super().__init__()
+        self.input_emb = nn.Linear(action_dim, n_emb)
+        self.pos_emb = nn.Parameter(torch.zeros(1, horizon, n_emb))
+        self.step_emb = SinusoidalEmbedding(n_emb)
+        self.cond_emb = nn.Linear(cond_dim, n_emb)
+        self.cond_pos_emb = nn.Parameter(torch.zeros(1, 1 + obs_horizon, n_emb))
+        self.drop = nn.Dropout(p_drop_emb)
+        self.cond_encoder = nn.Sequential(nn.Linear(n_emb, 4 * n_emb), nn.Mish(), nn.Linear(4 * n_emb, n_emb))
+        layer = nn.TransformerDecoderLayer(n_emb, n_head, 4 * n_emb, p_drop_attn, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, n_layer)
+        self.ln = nn.LayerNorm(n_emb)
+        self.head = nn.Linear(n_emb, action_dim)
+        if causal:
+            t = torch.arange(horizon)
+            self.register_buffer("mask", t[None, :] > t[:, None], persistent=False)  # True: not attended
+            s = torch.arange(1 + obs_horizon)
+            self.register_buffer("memory_mask", t[:, None] < s[None, :] - 1, persistent=False)
+        else:
+            self.mask = self.memory_mask = None
+        nn.init.normal_(self.pos_emb, std=0.02)
+        nn.init.normal_(self.cond_pos_emb, std=0.02)
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        tokens = self.drop(self.input_emb(x) + self.pos_emb[:, : x.shape[1]])
+        memory = torch.cat([self.step_emb(k)[:, None], self.cond_emb(cond)], dim=1)
+        memory = self.cond_encoder(self.drop(memory + self.cond_pos_emb[:, : memory.shape[1]]))
+        h = self.decoder(tokens, memory, tgt_mask=self.mask, memory_mask=self.memory_mask)
+        return self.head(self.ln(h))
+
+
+# -- policies -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DiffusionConfig(MethodConfig):
+    """Shared options; defaults from Chi et al. and paper 001 §IV-A2 (Adam 1e-4, batch 128)."""
+
+    lr: float = 1e-4
+    batch_size: int = 128
+    weight_decay: float = 1e-6
+    obs_horizon: int = 2
+    pred_horizon: int = 16
+    action_horizon: int = 8
+    train_steps: int = 100  # diffusion steps K
+    inference_steps: int = 10  # DDIM steps at evaluation
+    beta_schedule: Literal["squaredcos_cap_v2", "linear"] = "squaredcos_cap_v2"
+    clip_sample: bool = True
+    warmup_steps: int = 500  # linear learning-rate warm-up
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
+
+    def validate(self) -> None:
+        if self.obs_horizon < 1 or self.pred_horizon < 1:
+            raise ConfigError("method_config.obs_horizon and pred_horizon must be positive")
+        if not 1 <= self.action_horizon <= self.pred_horizon - self.obs_horizon + 1:
+            raise ConfigError(
+                f"method_config.action_horizon must be between 1 and pred_horizon - obs_horizon + 1 "
+                f"({self.pred_horizon - self.obs_horizon + 1}), got {self.action_horizon}"
+            )
+        if not 1 <= self.inference_steps <= self.train_steps:
+            raise ConfigError(f"method_config.inference_steps must be between 1 and train_steps ({self.train_steps})")
+
+
+@dataclass
+class DPConvConfig(DiffusionConfig):
+    down_dims: list[int] = field(default_factory=lambda: [256, 512, 1024])
+    kernel_size: int = 5
+    n_groups: int = 8
+    step_embed_dim: int = 256
+
+    def validate(self) -> None:
+        super().validate()
+        factor = 2 ** (len(self.down_dims) - 1)
+        if self.pred_horizon % factor:
+            raise ConfigError(f"method_config.pred_horizon ({self.pred_horizon}) must be divisible by {factor} "
+                              f"for {len(self.down_dims)} U-Net levels")
+        bad = [d for d in self.down_dims if d % self.n_groups]
+        if bad:
+            raise ConfigError(f"method_config.down_dims {bad} must be divisible by n_groups ({self.n_groups})")
+
+
+@dataclass
+class DPTransformerConfig(DiffusionConfig):
+    weight_decay: float = 1e-3
+    n_layer: int = 8
+    n_head: int = 4
+    n_emb: int = 256
+    p_drop_emb: float = 0.0
+    p_drop_attn: float = 0.3
+    causal_attn: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_emb % self.n_head:
+            raise ConfigError(f"method_config.n_emb ({self.n_emb}) must be divisible by n_head ({self.n_head})")
+
+
+class DiffusionPolicy(Policy):
+    """Noise-prediction policy over action windows; subclasses build `net`.
+
+    `net(x [B, Tp, A], k [B], cond) -> eps [B, Tp, A]`; `condition(batch)` gives `cond`.
+    """
+
+    config: DiffusionConfig
+
+    def __init__(self, config: DiffusionConfig, dims: PolicyDims):
+        super().__init__(config, dims)
+        to = config.obs_horizon
+        self.obs_offsets = tuple(range(-to + 1, 1))
+        self.action_offsets = tuple(range(-to + 1, config.pred_horizon - to + 1))
+        self.history = to
+        self.schedule = NoiseSchedule(config.train_steps, config.beta_schedule, config.clip_sample)
+        self.net = self.build_net(config, dims)
+        self.ema = copy.deepcopy(self.net).requires_grad_(False)
+
+    @abstractmethod
+    def build_net(self, config: DiffusionConfig, dims: PolicyDims) -> nn.Module:
+        """The noise-prediction network."""
+
+    @abstractmethod
+    def condition(self, batch: Batch) -> torch.Tensor:
+        """The network's observation condition from a batch's observation window."""
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        x0 = batch["actions"]
+        noise = torch.randn_like(x0)
+        k = torch.randint(0, self.schedule.steps, (x0.shape[0],), device=x0.device)
+        pred = self.net(self.schedule.add_noise(x0, noise, k), k, self.condition(batch))
+        loss = F.mse_loss(pred, noise)
+        return loss, {"noise_mse": loss.item()}
+
+    def configure_optimizers(self, encoder_params: list[nn.Parameter]) -> list[torch.optim.Optimizer]:
+        """AdamW over the noise network (+ a jointly trained encoder); the EMA copy is not optimised."""
+        params = [*self.net.parameters(), *encoder_params]
+        return [torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)]
+
+    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
+        """Warm-up of the learning rate, one step, then the EMA follows."""
+        scale = min(1.0, step / self.config.warmup_steps) if self.config.warmup_steps else 1.0
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = self.config.lr * scale
+        metrics = super().update(batch, optimizers, step)
+        decay = min(self.config.ema_max_decay, max(0.0, 1 - (1 + step) ** -self.config.ema_power))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.net.parameters()):
+                e.lerp_(p, 1 - decay)
+            for e, b in zip(self.ema.buffers(), self.net.buffers()):
+                e.copy_(b)
+        return metrics
+
+    @torch.no_grad()
+    def sample(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A full predicted action window ``[B, pred_horizon, A]`` from the EMA network."""
+        cond = self.condition(batch)
+        b = cond.shape[0]
+        shape = (b, self.config.pred_horizon, self.dims.action_dim)
+        return self.schedule.sample(lambda x, k: self.ema(x, k, cond), shape, self.config.inference_steps,
+                                    device=cond.device, generator=generator)
+
+    def act(self, batch: Batch) -> torch.Tensor:
+        """The `action_horizon` actions from the current step on, ``[B, Ta, A]``."""
+        start = self.config.obs_horizon - 1
+        return self.sample(batch)[:, start : start + self.config.action_horizon]
+
+
+class DPConvPolicy(DiffusionPolicy):
+    """DP-C: the observation window, flattened, is the U-Net's global FiLM condition."""
+
+    config: DPConvConfig
+
+    def build_net(self, config: DPConvConfig, dims: PolicyDims) -> nn.Module:
+        return ConditionalUnet1D(dims.action_dim, observation_dim(dims, config.obs_horizon), config.down_dims,
+                                 config.kernel_size, config.n_groups, config.step_embed_dim)
+
+    def condition(self, batch: Batch) -> torch.Tensor:
+        return observation_vector(batch)
+
+
+class DPTransformerPolicy(DiffusionPolicy):
+    """DP-T: one memory token per observation step (features, proprioception, goal)."""
+
+    config: DPTransformerConfig
+
+    def build_net(self, config: DPTransformerConfig, dims: PolicyDims) -> nn.Module:
+        c = config
+        return DiffusionTransformer(dims.action_dim, observation_dim(dims), c.pred_horizon, c.obs_horizon, c.n_layer,
+                                    c.n_head, c.n_emb, c.p_drop_emb, c.p_drop_attn, c.causal_attn)
+
+    def condition(self, batch: Batch) -> torch.Tensor:
+        steps = batch["features"].shape[1]
+        return torch.stack([observation_vector(batch, slice(t, t + 1)) for t in range(steps)], dim=1)
+
+
+register_method(MethodSpec(
+    "dp_conv", "Diffusion Policy with a 1-D convolutional U-Net: DDPM training, DDIM sampling, action chunks "
+    "(paper 001 §III-B2, Chi et al. 2023)", DPConvConfig, DPConvPolicy, paper="001",
+))
+register_method(MethodSpec(
+    "dp_transformer", "Diffusion Policy with a transformer noise network (paper 001 §III-B2, Chi et al. 2023)",
+    DPTransformerConfig, DPTransformerPolicy, paper="001",
+))

@@ -1,0 +1,75 @@
+"""Gaussian behaviour cloning (paper 000 §4.1, the "alternative formulation").
+
+The paper-000 BC network (`BCTrunk`) ends in a linear layer that outputs the mean and the
+log standard deviation of a diagonal Gaussian over actions. Training maximises the
+likelihood of the expert action; evaluation executes the mean.
+
+    loss = -E[log N(a | mu(s), diag(sigma(s)^2))]
+         = E[ sum_j ((a_j - mu_j)^2 / (2 sigma_j^2) + log sigma_j) ] + const
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vfmbench.policies.base import Batch, MethodSpec, Policy, PolicyDims, last_step, register_method
+from vfmbench.policies.bc import BCConfig, BCTrunk
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Log density of a diagonal Gaussian, summed over the last dimension: ``[..., A] -> [...]``."""
+    z = (x - mean) * torch.exp(-log_std)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+@dataclass
+class GaussianBCConfig(BCConfig):
+    min_log_std: float = -5.0
+    max_log_std: float = 2.0
+
+    def validate(self) -> None:
+        from vfmbench.utils.errors import ConfigError
+
+        if self.min_log_std >= self.max_log_std:
+            raise ConfigError(f"min_log_std ({self.min_log_std}) must be below max_log_std ({self.max_log_std})")
+
+
+class GaussianBCPolicy(Policy):
+    """``[B, 1, D] -> N(mu, sigma)`` over ``[B, A]``; `act` returns the mean ``[B, 1, A]``."""
+
+    config: GaussianBCConfig
+
+    def __init__(self, config: GaussianBCConfig, dims: PolicyDims):
+        super().__init__(config, dims)
+        self.trunk = BCTrunk(config, dims)
+        self.out = nn.Linear(self.trunk.out_dim, 2 * dims.action_dim)
+
+    def distribution(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-std ``[B, A]`` each, at the last observation step."""
+        h = self.trunk(batch["features"][:, -1], last_step(batch.get("proprio")), batch.get("goal"))
+        mean, log_std = self.out(h).chunk(2, dim=-1)
+        return mean, log_std.clamp(self.config.min_log_std, self.config.max_log_std)
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        mean, log_std = self.distribution(batch)
+        target = batch["actions"][:, 0]
+        nll = -gaussian_log_prob(mean, log_std, target).mean()
+        with torch.no_grad():
+            mse = (mean - target).pow(2).mean()
+        return nll, {"nll": nll.item(), "mse": mse.item(), "std": log_std.exp().mean().item()}
+
+    def act(self, batch: Batch) -> torch.Tensor:
+        mean, _ = self.distribution(batch)
+        return mean.unsqueeze(1)
+
+
+register_method(MethodSpec(
+    "gaussian_bc", "behaviour cloning with a Gaussian head, maximum likelihood; the mean at evaluation (paper 000 §4.1)",
+    GaussianBCConfig, GaussianBCPolicy, paper="000",
+))
