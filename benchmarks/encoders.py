@@ -1,7 +1,8 @@
 """Encoder throughput: images/s per encoder, batch size and precision, against the FLOP bound.
 
 For each encoder, precision (fp32, bf16 autocast) and optionally torch.compile, it times
-uint8 frames -> embeddings (preprocessing included, on the device), counts the FLOPs of one
+uint8 frames -> embeddings (preprocessing included, on the device; ``--compile`` compiles the
+encoder's model passes as ``vfmbench embed --compile`` does), counts the FLOPs of one
 image's forward pass with ``torch.utils.flop_counter`` (2 x multiply-accumulates of matmuls,
 convolutions and attention), and reports the achieved FLOP rate as a fraction of a dense bf16
 matmul's rate measured in the same run. Prints JSON and writes it to ``--out``.
@@ -75,7 +76,7 @@ def bench_one(name: str, *, pretrained: bool, batch: int, precision: str, compil
     frames = torch.randint(0, 256, (batch, frame_size, frame_size, 3), dtype=torch.uint8, device=device)
     dtype = PRECISIONS[precision]
     flops = flops_per_image(enc, frames, dtype)
-    run = torch.compile(enc) if compile_ else enc
+    run = enc.compile_model() if compile_ else enc
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with torch.no_grad(), _autocast(device, dtype):

@@ -29,6 +29,16 @@ from vfmbench.encoders.sam import SAM_ARCHS  # noqa: E402
 ATOL = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Toy-sized models gain nothing from intra-op threads, and OpenMP's spinning threads slow to a
+    crawl when the 2 cores are shared with other work; run these tests single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def randomize_(module: nn.Module, seed: int = 0, std: float = 0.2) -> nn.Module:
     """Overwrite every floating parameter and buffer with noise: norm scales around 1, running
     variances positive, the rest N(0, std) (large enough that attention is far from uniform, so a
@@ -338,12 +348,27 @@ def test_mae_and_mvp_checkpoints_match_transformers_vitmae(name, tmp_path):
 # ------------------------------------------------------------------------------------------ ResNets
 
 def torchvision_state(depth: int, seed: int, num_classes: int | None = 1000) -> dict[str, torch.Tensor]:
-    return randomize_(ResNetTrunk(depth, num_classes=num_classes), seed).state_dict()
+    """A random state dict in torchvision's ResNet layout (shapes from a meta-device model: no init cost)."""
+    with torch.device("meta"):
+        shapes = ResNetTrunk(depth, num_classes=num_classes).state_dict()
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, v in shapes.items():
+        if not v.dtype.is_floating_point:
+            state[k] = torch.zeros(v.shape, dtype=v.dtype)
+        elif k.endswith("running_var"):
+            state[k] = torch.rand(v.shape, generator=g) + 0.5
+        else:
+            state[k] = torch.randn(v.shape, generator=g) * (0.2 if v.ndim < 2 else (2.0 / v[0].numel()) ** 0.5)
+            if re.search(r"bn\d\.weight$|downsample\.1\.weight$", k):
+                state[k] += 1.0
+    return state
 
 
 def reference_resnet(state: dict[str, torch.Tensor], depth: int, fc: bool) -> ResNetTrunk:
-    trunk = ResNetTrunk(depth, num_classes=state["fc.weight"].shape[0] if fc else None)
-    trunk.load_state_dict({k: v for k, v in state.items() if fc or not k.startswith("fc.")})
+    with torch.device("meta"):
+        trunk = ResNetTrunk(depth, num_classes=state["fc.weight"].shape[0] if fc else None)
+    trunk.load_state_dict({k: v for k, v in state.items() if fc or not k.startswith("fc.")}, assign=True)
     return trunk.eval()
 
 

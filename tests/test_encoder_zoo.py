@@ -28,6 +28,16 @@ ZOO = {
 NEEDS_TRANSFORMERS = [n for n in ZOO if not n.startswith(("r3m", "vip", "imagenet"))]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Toy-sized models gain nothing from intra-op threads, and OpenMP's spinning threads slow to a
+    crawl when the 2 cores are shared with other work; run these tests single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("VFMBENCH_HOME", str(tmp_path / "home"))
@@ -312,3 +322,16 @@ def test_weights_id_is_the_file_checksum(tmp_path):
     assert enc.pretrained and encoder_label(enc) == "imagenet_resnet18"
     assert enc.weights_id == sha256_file(tmp_path / "r18.pth")
     assert (tmp_path / "r18.pth.sha256").exists()  # remembered for the next load
+
+
+@pytest.mark.slow
+def test_compiled_encoder_gives_the_same_embeddings():
+    pytest.importorskip("transformers")
+    enc = create_encoder("clip_vitb16", pretrained=False, tiny=True)
+    imgs = frames()
+    with torch.no_grad():
+        z, grid = enc(imgs), enc.spatial_features(imgs)
+        enc.compile_model()
+        torch.testing.assert_close(enc(imgs), z, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(enc.spatial_features(imgs), grid, atol=1e-5, rtol=1e-5)
+    assert "model.visual_projection.weight" in enc.state_dict()

@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=64, help="frames per batch (default 64; lower for SAM)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="compute precision (autocast); stored as float32")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder first (GPU: 1.4-2.6x faster after a minute of compiling)")
     p.set_defaults(func=_embed)
 
 
@@ -48,6 +50,8 @@ def _embed(args: argparse.Namespace) -> int:
     if args.weights is not None:
         options["weights"] = args.weights
     encoder = create_encoder(args.encoder, pretrained=False if args.random else None, **options)
+    if args.compile:
+        encoder.compile_model()
     dataset = open_dataset(_dataset_path(args.dataset))
     cache = EmbeddingCache(args.out)
     result = cache.get_or_compute(encoder, dataset, args.array, spatial=args.spatial, batch_size=args.batch_size,

@@ -127,7 +127,7 @@ def locate_weights(encoder: str, spec: WeightsSpec, weights: str | os.PathLike[s
         return WeightsLocation(encoder, spec, path, digest)
     path = Path(weights).expanduser()
     if not path.exists():
-        raise weights_error(encoder, spec, path, "not found: weights= points to a missing path")
+        raise weights_error(encoder, spec, path, "not found (weights= points to a missing path)")
     try:
         digest = cached_sha256(path)
     except WeightsError as exc:

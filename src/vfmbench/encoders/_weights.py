@@ -108,7 +108,7 @@ def _fetch_hint(encoder: str, spec: WeightsSpec) -> str:
 
 def weights_error(encoder: str, spec: WeightsSpec, path: Path, problem: str) -> WeightsError:
     """An error about `encoder`'s weights at `path` that says where they come from and how to fetch them."""
-    return WeightsError(f"pretrained weights for {encoder!r} {problem}: {path}\n{_fetch_hint(encoder, spec)}")
+    return WeightsError(f"pretrained weights for {encoder!r} {problem}\n  file: {path}\n{_fetch_hint(encoder, spec)}")
 
 
 def verify_weights(encoder: str, spec: WeightsSpec, path: Path | None = None) -> str:
@@ -131,7 +131,7 @@ def resolve_weights(encoder: str, spec: WeightsSpec) -> tuple[Path, str]:
     """The local weights for `encoder` and their sha256, or a WeightsError that says how to get them."""
     path = weights_path(encoder, spec)
     if not path.exists():
-        raise weights_error(encoder, spec, path, "not found: expected")
+        raise weights_error(encoder, spec, path, "not found")
     return path, verify_weights(encoder, spec, path)
 
 

@@ -153,6 +153,14 @@ class Encoder(nn.Module):
         """uint8 images ``[B, H, W, 3]`` -> spatial features ``[B, C, h, w]``."""
         return self.forward_features(self.preprocess(images))
 
+    def compile_model(self, **kwargs: Any) -> "Encoder":
+        """``torch.compile`` `preprocess`, `embed` and `forward_features` in place (weights and
+        state-dict keys are untouched). Returns self."""
+        self.preprocess = torch.compile(self.preprocess, **kwargs)  # type: ignore[method-assign]
+        self.embed = torch.compile(self.embed, **kwargs)  # type: ignore[method-assign]
+        self.forward_features = torch.compile(self.forward_features, **kwargs)  # type: ignore[method-assign]
+        return self
+
     def info(self) -> EncoderInfo:
         return EncoderInfo(self.name, self.family, self.embed_dim, self.trainable, self.pretrained, self.input_key)
 

@@ -68,10 +68,11 @@ class PretrainedResNet(ResNetEncoder):
 def build_resnet(name: str, weights: WeightsLocation | None, *, depth: int, style: str, fc_out: int | None = None,
                  seed: int = 0, tiny: bool = False, full_frame: bool = False) -> PretrainedResNet:
     """style "imagenet" (normalised input) or "r3m"/"vip" ([0, 255] input normalised inside).
-    ``tiny`` shrinks the input to 64 x 64 for tests (same weights layout); ``full_frame`` resizes the
-    whole frame to the input size instead of resize-256-crop-224."""
-    size = 64 if tiny else 224
-    crop_pct = 1.0 if full_frame else 0.875
+    ``tiny`` shrinks the input to 32 x 32 for tests (same weights layout); ``full_frame`` resizes the
+    whole frame to the input size instead of resize-256-crop-224 (not for VIP, whose own forward
+    always crops)."""
+    size = 32 if tiny else 224
+    crop_pct = 1.0 if full_frame and style != "vip" else 0.875
     if style == "imagenet":
         pre = view_preprocessing(size, crop_pct, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
     else:
