@@ -53,6 +53,9 @@ class ShiftedRenderer:
         self.camera = camera
         self.resolution = resolution
         self._decorate = decorate
+        # plain ints: comparing arrays with MuJoCo's enum objects falls back to slow Python loops
+        self._geom, self._site = int(mujoco.mjtObj.mjOBJ_GEOM), int(mujoco.mjtObj.mjOBJ_SITE)
+        self._unknown, self._none = int(mujoco.mjtObj.mjOBJ_UNKNOWN), int(mujoco.mjtGeom.mjGEOM_NONE)
         self._renderer = mujoco.Renderer(model, resolution, resolution)
         self._geom_label = np.full(model.ngeom, Label.SCENE, np.int8)
         self._geom_label[list(layout.backdrop_geoms)] = Label.BACKDROP
@@ -124,8 +127,8 @@ class ShiftedRenderer:
 
     def _mask(self, seg: np.ndarray, groups: Sequence[str]) -> np.ndarray:
         objid, objtype = seg[..., 0], seg[..., 1]
-        is_geom = objtype == self._mj.mjtObj.mjOBJ_GEOM
-        is_site = objtype == self._mj.mjtObj.mjOBJ_SITE
+        is_geom = objtype == self._geom
+        is_site = objtype == self._site
         geom_id = np.where(is_geom, objid, -1)  # -1 picks each table's trailing False
         site_id = np.where(is_site, objid, -1)
         out = np.zeros(objid.shape, bool)
@@ -149,7 +152,7 @@ class ShiftedRenderer:
         scene = self._renderer.scene
         for i in range(scene.ngeom):
             if scene.geoms[i].rgba[3] < VISIBLE_ALPHA:
-                scene.geoms[i].type = self._mj.mjtGeom.mjGEOM_NONE
+                scene.geoms[i].type = self._none
         self._renderer.enable_segmentation_rendering()
         try:
             return self._renderer.render()
@@ -160,7 +163,7 @@ class ShiftedRenderer:
         objid, objtype = seg[..., 0], seg[..., 1]
         labels = np.full(objid.shape, Label.SCENE, np.int8)
         labels[objtype == -1] = Label.SKY
-        labels[objtype == self._mj.mjtObj.mjOBJ_UNKNOWN] = Label.DISTRACTOR
-        is_geom = objtype == self._mj.mjtObj.mjOBJ_GEOM
+        labels[objtype == self._unknown] = Label.DISTRACTOR
+        is_geom = objtype == self._geom
         labels[is_geom] = self._geom_label[objid[is_geom]]
         return labels
