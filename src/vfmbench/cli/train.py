@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset folder written by vfmbench collect")
     p.add_argument("--task", help="task to evaluate on (default: the dataset's task)")
     p.add_argument("--encoder", required=True, help="encoder name (vfmbench encoders list)")
-    p.add_argument("--method", default="bc", help="learning method (default bc)")
+    p.add_argument("--method", help="learning method (vfmbench methods list; default bc, or the preset's)")
+    p.add_argument("--preset", help="a paper's settings (vfmbench methods presets); --config/--set keys win")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--random-weights", action="store_true", help="use random weights for a pretrained encoder")
     p.add_argument("--out", required=True, help="run folder (rerun to resume)")
@@ -36,7 +37,13 @@ def _run(args: argparse.Namespace) -> int:
     ds = open_dataset(args.dataset)
     task = args.task or ds.task["task"]
     data, source = config_dict(args)
-    data.update(task=task, encoder=args.encoder, method=args.method, seed=args.seed)
+    data.update(task=task, encoder=args.encoder, seed=args.seed)
+    if args.method:
+        data["method"] = args.method
+    if args.preset:
+        from vfmbench.policies.presets import apply_preset
+
+        data = apply_preset(args.preset, data, ds.n_frames)
     if args.random_weights:
         data["pretrained"] = False
     spec = from_dict(RunSpec, data, source)

@@ -6,6 +6,12 @@ likelihood of the expert action; evaluation executes the mean.
 
     loss = -E[log N(a | mu(s), diag(sigma(s)^2))]
          = E[ sum_j ((a_j - mu_j)^2 / (2 sigma_j^2) + log sigma_j) ] + const
+
+With a learned variance the mean's gradient is scaled by ``1 / sigma^2``, so regions the
+network fits badly get a large sigma and then little gradient (Seitzer et al., 2022, "On the
+pitfalls of heteroscedastic uncertainty estimation"). `beta_nll` > 0 applies their remedy,
+beta-NLL: each step's NLL is weighted by ``stop_gradient(sigma^2)^beta_nll`` (0: plain
+maximum likelihood, the default; 0.5 their recommendation; 1: the mean gets MSE's gradient).
 """
 
 from __future__ import annotations
@@ -22,20 +28,26 @@ from vfmbench.policies.bc import BCConfig, BCTrunk
 _LOG_2PI = math.log(2 * math.pi)
 
 
-def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Log density of a diagonal Gaussian, summed over the last dimension: ``[..., A] -> [...]``."""
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor,
+                      weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Log density of a diagonal Gaussian, summed over the last dimension: ``[..., A] -> [...]``
+    (each dimension's term multiplied by `weight` ``[..., A]`` when given)."""
     z = (x - mean) * torch.exp(-log_std)
-    return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
+    terms = -0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI
+    return (terms if weight is None else terms * weight).sum(-1)
 
 
 @dataclass
 class GaussianBCConfig(BCConfig):
     min_log_std: float = -5.0
     max_log_std: float = 2.0
+    beta_nll: float = 0.0  # 0: maximum likelihood; >0: beta-NLL weighting (Seitzer et al. 2022)
 
     def validate(self) -> None:
         from vfmbench.utils.errors import ConfigError
 
+        if not 0.0 <= self.beta_nll <= 1.0:
+            raise ConfigError(f"method_config.beta_nll must be in [0, 1], got {self.beta_nll}")
         if self.min_log_std >= self.max_log_std:
             raise ConfigError(f"min_log_std ({self.min_log_std}) must be below max_log_std ({self.max_log_std})")
 
@@ -59,7 +71,7 @@ class GaussianBCPolicy(Policy):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         mean, log_std = self.distribution(batch)
         target = batch["actions"][:, 0]
-        nll = -gaussian_log_prob(mean, log_std, target).mean()
+        nll = -gaussian_log_prob(mean, log_std, target, weight=(2 * self.config.beta_nll * log_std).exp().detach()).mean()
         with torch.no_grad():
             mse = (mean - target).pow(2).mean()
         return nll, {"nll": nll.item(), "mse": mse.item(), "std": log_std.exp().mean().item()}

@@ -1,16 +1,18 @@
 """Inverse implicit Q-learning (paper 000 §4.2, §5.3, A.2): IQL (Kostrikov et al., 2022) whose
 critic loss is the inverse soft-Q objective of IQ-Learn (Garg et al., 2021), so it learns from
-expert ``(s, a, s')`` transitions without rewards. docs/methods.md derives the losses; in short,
-per batch of expert transitions:
+expert ``(s, a, s')`` transitions without rewards. docs/methods.md derives the losses and says
+why they take this form; per batch of expert transitions:
 
-- value (IQL expectile regression, tau = 0.7):
-  ``L_V = E[|tau - 1(u < 0)| u^2]``, ``u = min_i Qbar_i(s, a) - V(s)`` (target critics)
-- twin critics (IQ-Learn, offline "expert states" form with the chi^2 regulariser), for i = 1, 2:
-  ``r_i = Q_i(s, a) - gamma V(s')`` (the implicit reward; V from the value network, no gradient)
-  ``L_Q = sum_i -E[r_i] + E[Q_i(s, a~) - gamma Q_i(s', a~')] + E[r_i^2] / (4 alpha)``
-  with ``a~ ~ pi(.|s)``, ``a~' ~ pi(.|s')`` sampled from the actor (no gradient)
-- actor (IQL advantage-weighted regression):
-  ``L_pi = -E[min(exp(beta (min_i Qbar_i(s, a) - V(s))), max_weight) log pi(a|s)]``
+- twin critics, IQ-Learn's offline objective (value term over expert states, chi^2
+  regulariser), for i = 1, 2:
+  ``r_i = Q_i(s, a) - gamma V_i(s')`` (the implicit reward)
+  ``L_Q = sum_i -E[r_i] + E[V_i(s) - gamma V_i(s')] + E[r_i^2] / (4 alpha)``
+  where ``V_i(s) = T log E_{a ~ U[-1,1]^A}[exp(Q_i(s, a) / T)]`` is the soft value of the
+  Boltzmann policy of ``Q_i`` (Monte Carlo over `value_samples` uniform actions, with gradient)
+- value network (IQL expectile regression, tau = 0.7):
+  ``L_V = E[|tau - 1(u < 0)| u^2]``, ``u = min_i Qbar_i(s, a) - V_psi(s)`` (target critics)
+- actor (IQL advantage-weighted regression, Gaussian, the mean at evaluation):
+  ``L_pi = -E[min(exp(beta (min_i Qbar_i(s, a) - V_psi(s))), max_weight) log pi(a|s)]``
 
 Target critics follow the critics by Polyak averaging. Observations are taken at offsets
 (0, 1): ``s`` and ``s'`` (the last step of an episode is its own successor: Fetch episodes end
@@ -72,6 +74,8 @@ class InverseIQLConfig(MethodConfig):
             raise ConfigError(f"method_config.discount must be in [0, 1), got {self.discount}")
         if self.chi2_alpha <= 0:
             raise ConfigError(f"method_config.chi2_alpha must be positive, got {self.chi2_alpha}")
+        if self.temperature <= 0 or self.value_samples < 1:
+            raise ConfigError("method_config.temperature must be positive and value_samples at least 1")
         if not 0.0 < self.target_update_rate <= 1.0:
             raise ConfigError(f"method_config.target_update_rate must be in (0, 1], got {self.target_update_rate}")
 
@@ -95,7 +99,7 @@ class TwinQ(nn.Module):
 
 
 class GaussianActor(nn.Module):
-    """``[B, X] -> (mean, log_std)``, each ``[B, A]``; ReLU MLP."""
+    """``[B, X] -> (mean, log_std)``, each ``[B, A]``; ReLU MLP (paper 000: [256, 256, 256])."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: list[int], log_std_range: tuple[float, float]):
         super().__init__()
@@ -105,12 +109,6 @@ class GaussianActor(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(obs).chunk(2, dim=-1)
         return mean, log_std.clamp(*self.log_std_range)
-
-    @torch.no_grad()
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        """Actions ``[B, A]`` drawn from the policy and clipped to the action box [-1, 1]."""
-        mean, log_std = self(obs)
-        return (mean + log_std.exp() * torch.randn_like(mean)).clamp(-1.0, 1.0)
 
 
 class InverseIQLPolicy(Policy):
@@ -129,11 +127,13 @@ class InverseIQLPolicy(Policy):
 
     # -- pieces -------------------------------------------------------------------------
     def _v(self, obs: torch.Tensor) -> torch.Tensor:
+        """The IQL value network ``V_psi``: ``[B, X] -> [B]``."""
         return self.value(obs).squeeze(-1)
 
     def soft_value(self, obs: torch.Tensor) -> torch.Tensor:
-        """``V_Q(s) = T log E_{a ~ U[-1, 1]^A}[exp(Q(s, a) / T)]`` per critic, ``[2, B]``: the soft
-        value of the Boltzmann policy of Q (up to the constant ``T A log 2``), by Monte Carlo."""
+        """``V(s) = T log E_{a ~ U[-1, 1]^A}[exp(Q(s, a) / T)]`` per critic, ``[B, X] -> [2, B]``: the
+        soft value of the Boltzmann policy ``pi_Q ~ exp(Q / T)`` (up to the constant ``T A log 2``),
+        by Monte Carlo; gradients flow into the critics."""
         c = self.config
         b, n = obs.shape[0], c.value_samples
         actions = torch.rand(b * n, self.dims.action_dim, device=obs.device) * 2 - 1
@@ -143,7 +143,8 @@ class InverseIQLPolicy(Policy):
     def critic_loss(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """IQ-Learn's inverse soft-Q loss (offline, chi^2), summed over the twin critics.
 
-        Returns the loss and the implicit rewards ``r_i = Q_i(s, a) - gamma V_Q(s')`` ``[2, B]``.
+        obs, next_obs ``[B, X]``, action ``[B, A]``. Returns the loss and the implicit rewards
+        ``r_i = Q_i(s, a) - gamma V_i(s')`` ``[2, B]``.
         """
         c = self.config
         value, next_value = self.soft_value(obs), self.soft_value(next_obs)
@@ -199,11 +200,6 @@ class InverseIQLPolicy(Policy):
         metrics = super().update(batch, optimizers, step)
         polyak_update(self.target_critic, self.critic, self.config.target_update_rate)
         return metrics
-
-    def implicit_reward(self, batch: Batch, action: torch.Tensor) -> torch.Tensor:
-        """The learned reward ``min_i Q_i(s, a) - gamma V_Q(s')`` ``[B]`` of `action` ``[B, A]``."""
-        _, obs, next_obs = self._split(batch)
-        return (self.critic(obs, action) - self.config.discount * self.soft_value(next_obs)).min(0).values
 
     def act(self, batch: Batch) -> torch.Tensor:
         mean, _ = self.actor(observation_vector(batch, slice(-1, None)))
