@@ -13,7 +13,8 @@ def test_tiny_demo_writes_results_and_report(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--no-progress",
             "--set", "episodes=20", "--set", "seeds=[0]", "--set", "eval_episodes=10",
-            "--set", "encoders=[state,e2e_cnn]", "--set", "train.steps=800", "--set", "trainable_steps=20"]
+            "--set", "encoders=[state,e2e_cnn]", "--set", "train.steps=800", "--set", "trainable_steps=20",
+            "--set", "shifts=[distractor]"]
     assert app(args) == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["schema"] == "vfmbench.results/1"
@@ -28,6 +29,12 @@ def test_tiny_demo_writes_results_and_report(tmp_path, capsys):
     assert "| fetch_reach | state | bc |" in report and (out / "success.png").exists()
     printed = capsys.readouterr().out
     assert "success (mean ± std)" in printed
+    # robustness under the distractor shift: paired drop against the clean task
+    rob = {(r["encoder"], r["shift"]): r for r in doc["robustness"]}
+    assert set(rob) == {("state", "none"), ("state", "distractor"), ("e2e_cnn", "none"), ("e2e_cnn", "distractor")}
+    assert rob[("state", "none")]["success_rate"] == recs["state"]["success_rate"]
+    assert rob[("state", "none")]["drop"] == 0.0
+    assert "## Under shifts" in report and "distractor" in printed
     # rerunning resumes: nothing is retrained, the same records come back
     assert app(args) == 0
     again = json.loads((out / "results.json").read_text())

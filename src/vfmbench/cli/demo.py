@@ -23,7 +23,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from vfmbench.experiments.demo import demo_config_from, quick_config, run_demo
-    from vfmbench.reports import format_table
+    from vfmbench.reports import format_robustness, format_table
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     data, source = config_dict(args)
@@ -33,5 +33,8 @@ def _run(args: argparse.Namespace) -> int:
     doc = run_demo(config, args.out, progress=not args.no_progress)
     print()
     print(format_table(doc["summary"]))
+    if doc["robustness_summary"]:
+        print("\nunder shifts: success (change against the clean task)")
+        print(format_robustness(doc["robustness_summary"]))
     print(f"\nresults: {args.out}/results.json  report: {args.out}/report.md  ({doc['seconds']:.0f} s)")
     return 0

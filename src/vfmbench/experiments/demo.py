@@ -20,7 +20,7 @@ from vfmbench.cache import EmbeddingCache
 from vfmbench.data.collect import CollectConfig, collect
 from vfmbench.encoders import get_encoder_spec, list_encoders
 from vfmbench.evaluation import EVAL_SEED_BASE, evaluate
-from vfmbench.reports import summarize, write_report
+from vfmbench.reports import summarize, summarize_robustness, write_report
 from vfmbench.tasks import TaskConfig, make_task
 from vfmbench.training import RunSpec, TrainConfig, Trainer
 from vfmbench.utils.config import from_dict
@@ -40,6 +40,7 @@ class DemoConfig:
     method: str = "bc"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     episodes: int = 100  # expert episodes for training
+    action_noise: float = 0.3  # DART noise while collecting (recorded actions are the expert's)
     eval_episodes: int = 20  # held-out evaluation episodes per run
     task_config: TaskConfig = field(default_factory=TaskConfig)
     method_config: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +48,9 @@ class DemoConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000))
     trainable_steps: int | None = 3000  # steps for encoders trained jointly (None: train.steps)
     cache_dir: str | None = None  # embedding cache (default: $VFMBENCH_HOME/cache/embeddings)
+    # evaluate every trained policy also under these shifts (vfmbench shifts list) and report
+    # the drop in success against the clean task, on the same seeds
+    shifts: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         if not self.encoders:
@@ -55,6 +59,10 @@ class DemoConfig:
             raise ConfigError("seeds: give at least one seed")
         for name in self.encoders:
             get_encoder_spec(name)  # unknown names list the valid ones
+        from vfmbench.tasks.shifts import get_shift_spec
+
+        for name in self.shifts:
+            get_shift_spec(name)
 
 
 def quick_config(config: DemoConfig) -> DemoConfig:
@@ -91,7 +99,8 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
     encoders = _encoders(config)
     log(f"[demo] task {config.task}, method {config.method}, encoders {', '.join(encoders)}, seeds {config.seeds}")
     dataset = collect(
-        CollectConfig(task=config.task, episodes=config.episodes, seed=0, task_config=config.task_config),
+        CollectConfig(task=config.task, episodes=config.episodes, seed=0, action_noise=config.action_noise,
+                      task_config=config.task_config),
         out / "data" / config.task,
         progress=progress,
     )
@@ -100,6 +109,7 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
     cache = EmbeddingCache(config.cache_dir)
     eval_envs = [make_task(config.task, config.task_config) for _ in range(min(10, config.eval_episodes))]
     records: list[dict[str, Any]] = []
+    robustness: list[dict[str, Any]] = []
     try:
         for encoder in encoders:
             trainable = get_encoder_spec(encoder).trainable
@@ -129,6 +139,8 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
                 records.append(record)
                 log(f"[demo] {encoder:>18s} seed {seed}: success {record['success_rate']:.2f} "
                     f"({time.time() - t:.0f}s)")
+                if config.shifts:
+                    robustness += _robustness(config, run_dir, record, progress)
     finally:
         for env in eval_envs:
             env.close()
@@ -142,10 +154,32 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
                     "frames": dataset.n_frames, "fingerprint": dataset.fingerprint()},
         "records": records,
         "summary": summary,
+        "robustness": robustness,
+        "robustness_summary": summarize_robustness(robustness),
     }
     write_json_atomic(out / "results.json", doc)
     write_report(doc, out)
     return doc
+
+
+def _robustness(config: DemoConfig, run_dir: Path, record: dict[str, Any], progress: bool) -> list[dict[str, Any]]:
+    """The run's final policy under the clean task and each shift (same seeds); one row per shift."""
+    from vfmbench.evaluation.robustness import evaluate_shifts
+    from vfmbench.training import load_agent
+    from vfmbench.utils.io import read_json
+
+    cached = run_dir / "robustness.json"
+    if cached.exists() and read_json(cached).get("shifts") == config.shifts:
+        return read_json(cached)["rows"]
+    agent, _ = load_agent(run_dir)
+    report = evaluate_shifts(agent, config.task, config.task_config, config.shifts,
+                             episodes=config.eval_episodes, progress=progress)
+    rows = [{"task": config.task, "encoder": record["encoder"], "encoder_label": record["encoder_label"],
+             "method": record["method"], "seed": record["seed"], "shift": r.shift,
+             "success_rate": r.success_rate, "drop": r.drop, "drop_se": r.drop_se, "episodes": r.episodes}
+            for r in report.results]
+    write_json_atomic(cached, {"shifts": config.shifts, "rows": rows})
+    return rows
 
 
 def agent_device(agent: torch.nn.Module) -> torch.device:

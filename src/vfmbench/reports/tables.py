@@ -25,6 +25,34 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def summarize_robustness(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean success and mean drop against the clean task over seeds, per (encoder, method, shift)."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r.get("encoder_label", r["encoder"]), r["method"], r["shift"])].append(r)
+    return [
+        {"task": t, "encoder": e, "method": m, "shift": s, "seeds": len(rs),
+         "success_mean": round(float(np.mean([r["success_rate"] for r in rs])), 4),
+         "drop_mean": round(float(np.mean([r["drop"] for r in rs])), 4)}
+        for (t, e, m, s), rs in groups.items()
+    ]
+
+
+def format_robustness(summary: list[dict[str, Any]]) -> str:
+    """Markdown table: one row per encoder/method, one column per shift ('success (drop)')."""
+    shifts = list(dict.fromkeys(r["shift"] for r in summary))
+    keys = list(dict.fromkeys((r["encoder"], r["method"]) for r in summary))
+    cell = {(r["encoder"], r["method"], r["shift"]): r for r in summary}
+    lines = ["| encoder | method | " + " | ".join(shifts) + " |", "|---|---|" + "---|" * len(shifts)]
+    for enc, meth in keys:
+        cells = []
+        for s in shifts:
+            r = cell.get((enc, meth, s))
+            cells.append("" if r is None else f"{r['success_mean']:.2f}" + ("" if s == "none" else f" ({-r['drop_mean']:+.2f})"))
+        lines.append(f"| {enc} | {meth} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_table(summary: list[dict[str, Any]], markdown: bool = False) -> str:
     header = ["task", "encoder", "method", "success (mean ± std)", "seeds", "train s"]
     rows = [[r["task"], r["encoder"], r["method"], f"{r['success_mean']:.2f} ± {r['success_std']:.2f}",
@@ -80,6 +108,11 @@ def write_report(doc: dict[str, Any], out: Path) -> Path:
     ]
     if plot is not None:
         lines += [f"![success rates]({plot.name})", ""]
+    if doc.get("robustness_summary"):
+        lines += ["## Under shifts", "",
+                  "Success on the same held-out seeds under each shift; in brackets the change against "
+                  "the clean task (`none`), averaged over seeds.", "",
+                  format_robustness(doc["robustness_summary"]), ""]
     lines += ["Per-run records are in `results.json`; run folders (configs, metrics, checkpoints) under `runs/`.", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
