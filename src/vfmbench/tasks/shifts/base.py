@@ -134,10 +134,6 @@ class KeepOut:
     segments: np.ndarray
     radius: np.ndarray
 
-    @classmethod
-    def empty(cls) -> "KeepOut":
-        return cls(np.zeros((0, 2, 3)), np.zeros(0))
-
 
 @dataclass
 class NoOptions:
