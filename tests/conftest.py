@@ -20,7 +20,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def reach_dataset(tmp_path_factory):
     """20 expert episodes of fetch_reach at 84x84 (collected once per test session)."""
-    from vfmbench.data.collect import CollectConfig, collect
+    from vfmbench.data.collection import CollectConfig, collect
 
     return collect(CollectConfig(task="fetch_reach", episodes=20), tmp_path_factory.mktemp("data") / "reach",
                    progress=False)

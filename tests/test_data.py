@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from vfmbench.data import collect as collect_mod
-from vfmbench.data.collect import CollectConfig, collect
+from vfmbench.data import collection as collect_mod
+from vfmbench.data.collection import CollectConfig, collect
 from vfmbench.data.episodes import EpisodeDataset, EpisodeWriter
 from vfmbench.utils.errors import DatasetError
 

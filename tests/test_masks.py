@@ -68,7 +68,7 @@ def test_masks_in_observations_match_mask_and_ignore_distractors():
 
 
 def test_datasets_store_masks_on_request(tmp_path):
-    from vfmbench.data.collect import CollectConfig, collect
+    from vfmbench.data.collection import CollectConfig, collect
 
     cfg = TaskConfig(resolution=32, masks=True, max_episode_steps=5)
     ds = collect(CollectConfig(task="fetch_push", episodes=2, task_config=cfg, keep_failures=True),

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from vfmbench.data.collect import CollectConfig, collect
+    from vfmbench.data.collection import CollectConfig, collect
     from vfmbench.utils.config import from_dict
 
     data, source = config_dict(args)

@@ -43,7 +43,7 @@ def _dataset_path(name: str) -> Path:
 
 def _embed(args: argparse.Namespace) -> int:
     from vfmbench.cache import EmbeddingCache
-    from vfmbench.data.collect import open_dataset
+    from vfmbench.data.collection import open_dataset
     from vfmbench.encoders import create_encoder, encoder_label
 
     options = {"pooling": args.pooling} if args.pooling else {}

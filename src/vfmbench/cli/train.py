@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from vfmbench.cli._common import config_dict, print_json
-    from vfmbench.data.collect import open_dataset
+    from vfmbench.data.collection import open_dataset
     from vfmbench.evaluation import evaluate
     from vfmbench.tasks import TaskConfig
     from vfmbench.training import RunSpec, Trainer

@@ -1,6 +1,6 @@
 """Episode datasets on disk (zarr arrays + a JSON manifest) and their collection."""
 
 from vfmbench.data.episodes import EpisodeDataset, EpisodeWriter
-from vfmbench.data.collect import CollectConfig, collect
+from vfmbench.data.collection import CollectConfig, collect
 
 __all__ = ["CollectConfig", "EpisodeDataset", "EpisodeWriter", "collect"]

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from vfmbench.cache import EmbeddingCache
-from vfmbench.data.collect import CollectConfig, collect
+from vfmbench.data.collection import CollectConfig, collect
 from vfmbench.encoders import get_encoder_spec, list_encoders
 from vfmbench.evaluation import EVAL_SEED_BASE, evaluate
 from vfmbench.reports import summarize, summarize_robustness, write_report

@@ -32,6 +32,12 @@ class CollectConfig:
     action_noise: float = 0.0
     task_config: TaskConfig = field(default_factory=TaskConfig)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.task_config, dict):  # convenience for Python callers
+            from vfmbench.utils.config import from_dict
+
+            self.task_config = from_dict(TaskConfig, self.task_config, source="task_config")
+
     def validate(self) -> None:
         if self.episodes < 1:
             raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
