@@ -183,7 +183,7 @@ class Trainer:
         data["actions"] = torch.from_numpy(ds.load("actions").astype(np.float32)).to(self.device)
         proprio = ds.load("proprio").astype(np.float32)
         agent.proprio_norm.fit(proprio)
-        data["proprio"] = agent.proprio_norm(torch.from_numpy(proprio)).to(self.device)
+        data["proprio"] = agent.proprio_norm(torch.from_numpy(proprio).to(self.device))
         if agent.encoder.trainable:
             data["raw"] = torch.from_numpy(ds.load(key)).to(self.device)
             if goal:
@@ -197,9 +197,9 @@ class Trainer:
                 feats = self.cache.get_or_compute(agent.encoder, ds, "pixels", **kw)
                 goal_feats = self.cache.get_or_compute(agent.encoder, ds, "goal_pixels", **kw) if goal else None
             agent.feature_norm.fit(feats)
-            data["features"] = agent.feature_norm(torch.from_numpy(feats)).to(self.device)
+            data["features"] = agent.feature_norm(torch.from_numpy(feats).to(self.device))
             if goal_feats is not None:
-                data["goal_features"] = agent.feature_norm(torch.from_numpy(goal_feats)).to(self.device)
+                data["goal_features"] = agent.feature_norm(torch.from_numpy(goal_feats).to(self.device))
         ep = ds.episode_index()
         data["episode"] = ep
         data["starts"] = ds.episode_starts[ep]
