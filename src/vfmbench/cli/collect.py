@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
     p.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
     p.add_argument("--goal-conditioned", action="store_true", help="also record goal images")
+    p.add_argument("--masks", action="store_true", help="also record ground-truth masks of the task-relevant parts")
     p.add_argument("--keep-failures", action="store_true", help="keep episodes the expert failed")
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="std of Gaussian noise added to executed expert actions (DART); default 0")
@@ -35,6 +36,8 @@ def _run(args: argparse.Namespace) -> int:
         task_cfg["resolution"] = args.resolution
     if args.goal_conditioned:
         task_cfg["goal_conditioned"] = True
+    if args.masks:
+        task_cfg["masks"] = True
     data.update(task=args.task, episodes=args.episodes, seed=args.seed, keep_failures=args.keep_failures,
                 action_noise=args.action_noise,
                 task_config=task_cfg)
