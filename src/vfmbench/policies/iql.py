@@ -81,7 +81,7 @@ class InverseIQLConfig(MethodConfig):
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
-    """Asymmetric squared loss ``E[|tau - 1(diff < 0)| diff^2]`` (IQL eq. 5)."""
+    """IQL's asymmetric squared loss ``E[|tau - 1(diff < 0)| diff^2]`` (``L_2^tau``, Kostrikov et al.)."""
     weight = torch.where(diff < 0, 1.0 - expectile, expectile)
     return (weight * diff.pow(2)).mean()
 
@@ -99,16 +99,19 @@ class TwinQ(nn.Module):
 
 
 class GaussianActor(nn.Module):
-    """``[B, X] -> (mean, log_std)``, each ``[B, A]``; ReLU MLP (paper 000: [256, 256, 256])."""
+    """``[B, X] -> (mean, log_std)``, each ``[B, A]``: a tanh-squashed ReLU MLP mean (paper 000:
+    [256, 256, 256]) and a learned, state-independent log-std, as in the IQL implementation
+    paper 000 modified (CORL, Tarasov et al. 2022)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: list[int], log_std_range: tuple[float, float]):
         super().__init__()
-        self.net = mlp([obs_dim, *hidden, 2 * action_dim])
+        self.net = nn.Sequential(mlp([obs_dim, *hidden, action_dim]), nn.Tanh())
+        self.log_std = nn.Parameter(torch.zeros(action_dim))
         self.log_std_range = log_std_range
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
-        return mean, log_std.clamp(*self.log_std_range)
+        mean = self.net(obs)
+        return mean, self.log_std.clamp(*self.log_std_range).expand_as(mean)
 
 
 class InverseIQLPolicy(Policy):
