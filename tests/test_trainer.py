@@ -52,3 +52,29 @@ def test_run_folder_refuses_other_config(synthetic, tmp_path):
     with pytest.raises(VfmbenchError, match="another configuration"):
         Trainer(RunSpec(task="synthetic", encoder="state", seed=1, train=TrainConfig(steps=5)), synthetic,
                 tmp_path / "r", progress=False).run()
+
+
+@pytest.mark.parametrize("encoder", ["sam_vit_b", "dinov2_vitb14_reg", "clip_vitb16", "r3m_resnet50"])
+def test_foundation_encoders_train_through_the_cache(encoder, tmp_path):
+    """Zoo entries (random weights, toy sizes) work in the trainer: embedded once, then reused."""
+    pytest.importorskip("transformers")
+    from vfmbench.cache import EmbeddingCache
+
+    rng = np.random.default_rng(0)
+    w = EpisodeWriter(tmp_path / "px", {"task": {"task": "synthetic", "state_dim": 2, "proprio_dim": 0,
+                                                 "action_dim": 2, "goal_conditioned": False}})
+    for ep in range(2):
+        w.append({"pixels": rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8),
+                  "actions": rng.uniform(-1, 1, (6, 2)).astype(np.float32),
+                  "proprio": np.zeros((6, 0), np.float32)}, {}, {"seed": ep})
+    ds = w.finalize()
+    cache = EmbeddingCache(tmp_path / "cache")
+    spec = RunSpec(task="synthetic", encoder=encoder, pretrained=False, encoder_options={"tiny": True},
+                   train=TrainConfig(steps=5, log_every=5))
+    result = Trainer(spec, ds, tmp_path / "run", cache=cache, progress=False).run()
+    assert result["encoder_label"] == f"{encoder} (random)" and not result["pretrained"]
+    assert cache.stats.misses == 1
+    Trainer(RunSpec(**{**spec.__dict__, "seed": 1}), ds, tmp_path / "run2", cache=cache, progress=False).run()
+    assert cache.stats.hits == 1
+    agent, _ = load_agent(tmp_path / "run2")  # rebuilt from the registry with the same options
+    assert agent.encoder.name == encoder and not agent.encoder.pretrained

@@ -76,6 +76,7 @@ class RunSpec:
     method: str = "bc"
     seed: int = 0
     pretrained: bool | None = None
+    encoder_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"pooling": "mean"}
     method_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -142,7 +143,7 @@ def build_agent(spec: RunSpec, dataset_task: dict[str, Any]) -> tuple[Agent, Met
     """The untrained agent for `spec` on a task described by a dataset manifest."""
     mcfg = method_config(spec.method, spec.method_config, source="method_config")
     kwargs = {"state_dim": dataset_task["state_dim"]} if spec.encoder == "state" else {}
-    encoder = create_encoder(spec.encoder, pretrained=spec.pretrained, **kwargs)
+    encoder = create_encoder(spec.encoder, pretrained=spec.pretrained, **kwargs, **spec.encoder_options)
     if encoder.trainable:
         encoder = AugmentedEncoder(encoder, _Augment(spec.train.augment, spec.train.shift_pad, spec.train.crop_size))
     dims = PolicyDims(
