@@ -193,7 +193,8 @@ def test_train_command_takes_a_preset(goal_data, tmp_path, capsys):
     from vfmbench.cli import app
 
     args = ["train", "--dataset", str(goal_data.root), "--encoder", "state", "--out", str(tmp_path / "run"),
-            "--preset", "paper000_inverse_iql_fetch_push", "--set", "train.steps=2", "--set", "method_config.batch_size=8",
+            "--preset", "paper000_inverse_iql_fetch_push", "--set", "train.steps=2",
+            "--set", "method_config.batch_size=8",
             "--no-eval", "--no-progress"]
     assert app(args) == 0
     assert json.loads(capsys.readouterr().out)["method"] == "inverse_iql"

@@ -76,7 +76,8 @@ class NoiseSchedule:
         return [i * ratio for i in reversed(range(n))]
 
     def sample(self, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
-               n_steps: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> torch.Tensor:
+               n_steps: int, device: torch.device | str = "cpu",
+               generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM (eta = 0) from ``x_K ~ N(0, I)`` of `shape`; ``eps_fn(x_k, k [B]) -> eps``.
 
         Each step predicts ``x0 = (x_k - sqrt(1 - abar_k) eps) / sqrt(abar_k)`` (clipped to
@@ -153,14 +154,18 @@ class ConditionalUnet1D(nn.Module):
         self.down = nn.ModuleList()
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == len(down_dims) - 1
-            self.down.append(nn.ModuleList([FiLMResBlock(a, b, c, kernel, groups), FiLMResBlock(b, b, c, kernel, groups),
-                                             nn.Identity() if last else nn.Conv1d(b, b, 3, stride=2, padding=1)]))
+            self.down.append(nn.ModuleList([
+                FiLMResBlock(a, b, c, kernel, groups), FiLMResBlock(b, b, c, kernel, groups),
+                nn.Identity() if last else nn.Conv1d(b, b, 3, stride=2, padding=1),
+            ]))
         mid = down_dims[-1]
         self.mid = nn.ModuleList([FiLMResBlock(mid, mid, c, kernel, groups), FiLMResBlock(mid, mid, c, kernel, groups)])
         self.up = nn.ModuleList()
         for a, b in reversed(list(zip(down_dims[:-1], down_dims[1:]))):
-            self.up.append(nn.ModuleList([FiLMResBlock(2 * b, a, c, kernel, groups), FiLMResBlock(a, a, c, kernel, groups),
-                                           nn.ConvTranspose1d(a, a, 4, stride=2, padding=1)]))
+            self.up.append(nn.ModuleList([
+                FiLMResBlock(2 * b, a, c, kernel, groups), FiLMResBlock(a, a, c, kernel, groups),
+                nn.ConvTranspose1d(a, a, 4, stride=2, padding=1),
+            ]))
         self.final = nn.Sequential(ConvBlock(down_dims[0], down_dims[0], kernel, groups),
                                    nn.Conv1d(down_dims[0], action_dim, 1))
 

@@ -71,7 +71,8 @@ class GaussianBCPolicy(Policy):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         mean, log_std = self.distribution(batch)
         target = batch["actions"][:, 0]
-        nll = -gaussian_log_prob(mean, log_std, target, weight=(2 * self.config.beta_nll * log_std).exp().detach()).mean()
+        weight = (2 * self.config.beta_nll * log_std).exp().detach()  # sigma^(2 beta); 1 for beta = 0
+        nll = -gaussian_log_prob(mean, log_std, target, weight=weight).mean()
         with torch.no_grad():
             mse = (mean - target).pow(2).mean()
         return nll, {"nll": nll.item(), "mse": mse.item(), "std": log_std.exp().mean().item()}
@@ -82,6 +83,7 @@ class GaussianBCPolicy(Policy):
 
 
 register_method(MethodSpec(
-    "gaussian_bc", "behaviour cloning with a Gaussian head, maximum likelihood; the mean at evaluation (paper 000 §4.1)",
+    "gaussian_bc",
+    "behaviour cloning with a Gaussian head, maximum likelihood; the mean at evaluation (paper 000 §4.1)",
     GaussianBCConfig, GaussianBCPolicy, paper="000",
 ))

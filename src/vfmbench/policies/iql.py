@@ -143,7 +143,8 @@ class InverseIQLPolicy(Policy):
         q = self.critic(obs.repeat_interleave(n, 0), actions).view(2, b, n)
         return c.temperature * (torch.logsumexp(q / c.temperature, dim=-1) - math.log(n))
 
-    def critic_loss(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def critic_loss(self, obs: torch.Tensor, action: torch.Tensor,
+                    next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """IQ-Learn's inverse soft-Q loss (offline, chi^2), summed over the twin critics.
 
         obs, next_obs ``[B, X]``, action ``[B, A]``. Returns the loss and the implicit rewards
