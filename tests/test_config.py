@@ -42,3 +42,15 @@ def test_yaml_errors_name_the_file(tmp_path):
         load_yaml(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_exponent_strings_are_numbers_and_demo_checks_the_method():
+    from vfmbench.utils.errors import UnknownNameError
+
+    cfg = demo_config_from(apply_overrides({}, ["method_config.lr=1e-3"]))
+    assert cfg.method_config["lr"] == "1e-3"  # kept raw here; the method's typed config converts it
+    from vfmbench.policies import method_config
+
+    assert method_config("bc", cfg.method_config).lr == 1e-3
+    with pytest.raises(UnknownNameError, match="bc"):
+        demo_config_from({"method": "bcc"})

@@ -59,6 +59,9 @@ class DemoConfig:
             raise ConfigError("seeds: give at least one seed")
         for name in self.encoders:
             get_encoder_spec(name)  # unknown names list the valid ones
+        from vfmbench.policies import method_config
+
+        method_config(self.method, self.method_config, source="demo config method_config")
         from vfmbench.tasks.shifts import get_shift_spec
 
         for name in self.shifts:
