@@ -8,22 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from vfmbench.cli import build_parser
 from vfmbench.data.episodes import EpisodeWriter
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy-sized models gain nothing from intra-op threads, and OpenMP's spinning threads slow to a
-    crawl when the 2 cores are shared with other work; run these tests single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture()

@@ -29,16 +29,6 @@ from vfmbench.encoders.sam import SAM_ARCHS  # noqa: E402
 ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy-sized models gain nothing from intra-op threads, and OpenMP's spinning threads slow to a
-    crawl when the 2 cores are shared with other work; run these tests single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomize_(module: nn.Module, seed: int = 0, std: float = 0.2) -> nn.Module:
     """Overwrite every floating parameter and buffer with noise: norm scales around 1, running
     variances positive, the rest N(0, std) (large enough that attention is far from uniform, so a

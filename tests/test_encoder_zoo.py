@@ -28,16 +28,6 @@ ZOO = {
 NEEDS_TRANSFORMERS = [n for n in ZOO if not n.startswith(("r3m", "vip", "imagenet"))]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Toy-sized models gain nothing from intra-op threads, and OpenMP's spinning threads slow to a
-    crawl when the 2 cores are shared with other work; run these tests single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("VFMBENCH_HOME", str(tmp_path / "home"))

@@ -16,15 +16,6 @@ DELAY = 3
 SMALL = {"hidden_dim": 64, "num_layers": 1, "lr": 3e-3, "batch_size": 64}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spin-waiting makes a small LSTM about 60x slower with 2 threads under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _delayed(x: np.ndarray) -> np.ndarray:
     a = np.zeros_like(x)
     a[DELAY:] = np.tanh(x[:-DELAY])

@@ -23,15 +23,6 @@ TINY = {
 SHORT = {"obs_horizon": 1, "pred_horizon": 4, "action_horizon": 2, "lr": 1e-3, "warmup_steps": 50, "batch_size": 128}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spin-waiting makes small kernels far slower with 2 threads under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def bimodal(tmp_path_factory):
     rng = np.random.default_rng(0)

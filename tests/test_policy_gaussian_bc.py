@@ -14,15 +14,6 @@ from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
 SMALL = {"hidden": [64], "head": [64], "lr": 3e-3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spin-waiting makes small kernels far slower with 2 threads under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 W = np.random.default_rng(42).normal(size=(4, 2))
 
 

@@ -19,15 +19,6 @@ SMALL = {"batch_size": 256, "lr": 1e-3, "critic_lr": 1e-3, "value_lr": 1e-3, "va
          "actor_hidden": [64, 64], "critic_hidden": [64, 64], "value_hidden": [64, 64]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spin-waiting makes small kernels far slower with 2 threads under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _expert(p, g):
     return np.clip((g - p) / 0.1, -1, 1)
 

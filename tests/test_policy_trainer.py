@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from vfmbench.data.episodes import EpisodeWriter
 from vfmbench.evaluation import evaluate
@@ -39,15 +38,6 @@ STEPS = {"bc": 300, "gaussian_bc": 300, "inverse_iql": 300, "bc_rnn": 300, "dp_c
 # test_policy_diffusion.py
 BOUND = {"dp_conv": 0.3, "dp_transformer": 0.3}
 CLOSED_LOOP = [m if not m.startswith("dp_") else pytest.param(m, marks=pytest.mark.slow) for m in METHODS]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two shared cores: OpenMP spin-waiting makes small kernels far slower with 2 threads under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class PointReach(Task):

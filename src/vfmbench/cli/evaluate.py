@@ -44,9 +44,5 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def run_task_config(record: dict) -> dict:
-    """TaskConfig fields of the task a run was trained on (from its record)."""
-    t = record["task"]
-    shift = t.get("shift", {"name": "none", "options": {}})  # the shift the run was trained under
-    return {"resolution": t["resolution"], "goal_conditioned": t["goal_conditioned"], "proprio": t["proprio"],
-            "camera": t["camera"], "max_episode_steps": t["max_episode_steps"],
-            "shift": shift["name"], "shift_options": shift["options"]}
+    """TaskConfig fields of the task a run was trained on: its dataset's, as the run recorded them."""
+    return record["task_config"]

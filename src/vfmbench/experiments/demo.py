@@ -127,7 +127,7 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
                                method_config=mcfg, train=train)
                 run_dir = out / "runs" / f"{config.method}_{encoder}_s{seed}"
 
-                def eval_fn(agent, step, _seed=seed):
+                def eval_fn(agent, step):
                     return evaluate(agent, config.task, config.task_config, episodes=config.eval_episodes,
                                     seed=EVAL_SEED_BASE, device=agent_device(agent), progress=False,
                                     envs=eval_envs).success_rate

@@ -236,7 +236,7 @@ class Trainer:
         spec, cfg = self.spec, self.spec.train
         result_path = self.run_dir / "result.json"
         config_record = {"spec": asdict(spec), "dataset": str(self.dataset.root), "dataset_fingerprint": self.dataset.fingerprint(),
-                         "task": self.dataset.task}
+                         "task": self.dataset.task, "task_config": self.dataset.header.get("task_config", {})}
         config_path = self.run_dir / "config.json"
         if config_path.exists():
             old = read_json(config_path)
