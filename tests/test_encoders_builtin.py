@@ -11,7 +11,7 @@ def test_builtin_encoders_embed_uint8_batches():
         enc = create_encoder(name)
         assert enc(x).shape == (2, dim) and enc.embed_dim == dim
         assert enc.spatial_features(x).ndim == 4
-    assert create_encoder("state", state_dim=7)(torch.ones(3, 7)).shape == (3, 7)
+    assert create_encoder("state", input_dim=7)(torch.ones(3, 7)).shape == (3, 7)
 
 
 def test_random_baseline_is_reproducible_and_frozen():

@@ -35,7 +35,7 @@ def test_registry_names_and_options():
     from vfmbench.tasks import TaskConfig
     from vfmbench.utils.config import from_dict
 
-    with pytest.raises(UnknownNameError, match="valid shifts: color_easy"):
+    with pytest.raises(UnknownNameError, match="valid shifts: none, distractor, color_easy"):
         from_dict(TaskConfig, {"shift": "fog"})
 
 

@@ -3,6 +3,7 @@
 from vfmbench.encoders import builtin as _builtin  # noqa: F401  (registers entries)
 from vfmbench.encoders import zoo as _zoo  # noqa: F401  (registers the foundation models; imports no transformers)
 from vfmbench.encoders._registry import (
+    ENCODERS,
     EncoderSpec,
     create_encoder,
     encoder_label,
@@ -14,6 +15,7 @@ from vfmbench.encoders._weights import WeightsSpec
 from vfmbench.encoders.base import Encoder, Preprocessing
 
 __all__ = [
+    "ENCODERS",
     "Encoder",
     "EncoderSpec",
     "Preprocessing",

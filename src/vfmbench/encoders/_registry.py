@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 from vfmbench.encoders._weights import WeightsSpec, weights_path
 from vfmbench.encoders.base import Encoder
-from vfmbench.utils.errors import ConfigError, unknown_name
+from vfmbench.registry import Registry
+from vfmbench.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -54,45 +55,36 @@ class EncoderSpec:
         }
 
 
-_ENCODERS: dict[str, EncoderSpec] = {}
+ENCODERS: Registry[EncoderSpec] = Registry("encoder")
+register_encoder = ENCODERS.register
+list_encoders = ENCODERS.names
+get_encoder_spec = ENCODERS.get
 
 
-def register_encoder(spec: EncoderSpec) -> EncoderSpec:
-    if spec.name in _ENCODERS:
-        raise ValueError(f"encoder {spec.name!r} registered twice")
-    _ENCODERS[spec.name] = spec
-    return spec
-
-
-def list_encoders() -> list[str]:
-    """Names of all registered encoders."""
-    return sorted(_ENCODERS)
-
-
-def get_encoder_spec(name: str) -> EncoderSpec:
-    if name not in _ENCODERS:
-        raise unknown_name("encoder", name, list(_ENCODERS))
-    return _ENCODERS[name]
-
-
-def create_encoder(name: str, pretrained: bool | None = None, **kwargs: Any) -> Encoder:
+def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | None = None, **kwargs: Any) -> Encoder:
     """Build encoder `name`.
 
     pretrained: None means "pretrained if the entry has weights"; True requires the weights
     file (a clear error if missing, never a silent fallback); False gives random weights,
-    labelled ``random`` in results.
+    labelled ``random`` in results. input_dim: the width of the encoder's input vector, for
+    entries whose embedding size depends on the task (``embed_dim`` None, e.g. `state`);
+    ignored by image encoders. Other keyword arguments are the entry's options.
     """
     spec = get_encoder_spec(name)
     if pretrained is None:
         pretrained = spec.weights is not None
     if pretrained and spec.weights is None:
         raise ConfigError(f"encoder {name!r} has no pretrained weights; use pretrained=False")
+    if spec.embed_dim is None:
+        if input_dim is None:
+            raise ConfigError(f"encoder {name!r} takes the task's {spec.input_key!r} vector: give its input_dim")
+        kwargs["input_dim"] = input_dim
     return spec.builder(pretrained=pretrained, **kwargs)
 
 
 def encoder_label(encoder: Encoder) -> str:
     """Name for tables: pretrained-model entries built with random weights get a ``(random)`` tag."""
-    spec = _ENCODERS.get(encoder.name)
+    spec = ENCODERS.get(encoder.name) if encoder.name in ENCODERS else None
     if spec is not None and spec.weights is not None and not encoder.pretrained:
         return f"{encoder.name} (random)"
     return encoder.name

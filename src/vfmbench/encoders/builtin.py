@@ -13,8 +13,8 @@ from vfmbench.encoders.state import StateEncoder
 RANDOM_SEED = 0  # random baselines use fixed weights so that results and caches are reproducible
 
 
-def _state(pretrained: bool = False, state_dim: int = 0) -> Encoder:
-    return StateEncoder(state_dim)
+def _state(pretrained: bool = False, input_dim: int = 0) -> Encoder:
+    return StateEncoder(input_dim)
 
 
 def _e2e_cnn(pretrained: bool = False, **kw) -> Encoder:

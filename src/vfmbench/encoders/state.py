@@ -13,10 +13,10 @@ class StateEncoder(Encoder):
     family = "state"
     input_key = "state"
 
-    def __init__(self, state_dim: int = 0):
+    def __init__(self, input_dim: int = 0):
         super().__init__()
         self.name, self.trainable, self.pretrained, self.weights_id = "state", False, False, "none"
-        self.embed_dim = state_dim
+        self.embed_dim = input_dim
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         return images.float()

@@ -6,6 +6,7 @@ from vfmbench.policies import bc_rnn as _bc_rnn  # noqa: F401
 from vfmbench.policies import diffusion as _diffusion  # noqa: F401
 from vfmbench.policies import iql as _iql  # noqa: F401
 from vfmbench.policies.base import (
+    METHODS,
     MethodConfig,
     MethodSpec,
     Policy,
@@ -18,6 +19,7 @@ from vfmbench.policies.base import (
 )
 
 __all__ = [
+    "METHODS",
     "MethodConfig",
     "MethodSpec",
     "Policy",

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from vfmbench.utils.config import from_dict
-from vfmbench.utils.errors import unknown_name
+from vfmbench.registry import Registry
 
 Batch = dict[str, torch.Tensor]
 
@@ -97,25 +97,10 @@ class MethodSpec:
     supports_goal: bool = True
 
 
-_METHODS: dict[str, MethodSpec] = {}
-
-
-def register_method(spec: MethodSpec) -> MethodSpec:
-    if spec.name in _METHODS:
-        raise ValueError(f"method {spec.name!r} registered twice")
-    _METHODS[spec.name] = spec
-    return spec
-
-
-def list_methods() -> list[str]:
-    """Names of all registered learning methods."""
-    return sorted(_METHODS)
-
-
-def get_method_spec(name: str) -> MethodSpec:
-    if name not in _METHODS:
-        raise unknown_name("method", name, list(_METHODS))
-    return _METHODS[name]
+METHODS: Registry[MethodSpec] = Registry("method")
+register_method = METHODS.register
+list_methods = METHODS.names
+get_method_spec = METHODS.get
 
 
 def method_config(name: str, data: dict[str, Any] | None = None, source: str = "method config") -> MethodConfig:

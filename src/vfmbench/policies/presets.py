@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vfmbench.policies.base import get_method_spec
-from vfmbench.utils.errors import ConfigError, unknown_name
+from vfmbench.registry import Registry
+from vfmbench.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -58,25 +59,10 @@ def _epochs_to_steps(epochs: float, n_frames: int, batch_size: int) -> int:
     return max(1, math.ceil(epochs * n_frames / batch_size))
 
 
-_PRESETS: dict[str, Preset] = {}
-
-
-def register_preset(preset: Preset) -> Preset:
-    if preset.name in _PRESETS:
-        raise ValueError(f"preset {preset.name!r} registered twice")
-    _PRESETS[preset.name] = preset
-    return preset
-
-
-def list_presets() -> list[str]:
-    """Names of all presets."""
-    return sorted(_PRESETS)
-
-
-def get_preset(name: str) -> Preset:
-    if name not in _PRESETS:
-        raise unknown_name("preset", name, list(_PRESETS))
-    return _PRESETS[name]
+PRESETS: Registry[Preset] = Registry("preset")
+register_preset = PRESETS.register
+list_presets = PRESETS.names
+get_preset = PRESETS.get
 
 
 def apply_preset(name: str, config: dict[str, Any], n_frames: int) -> dict[str, Any]:

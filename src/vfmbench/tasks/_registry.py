@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from vfmbench.registry import Registry
 from vfmbench.tasks.base import Task, TaskConfig
 from vfmbench.utils.config import from_dict
-from vfmbench.utils.errors import unknown_name
 
 
 @dataclass(frozen=True)
@@ -22,25 +22,10 @@ class TaskSpec:
     supports_goal: bool = True
 
 
-_TASKS: dict[str, TaskSpec] = {}
-
-
-def register_task(spec: TaskSpec) -> TaskSpec:
-    if spec.name in _TASKS:
-        raise ValueError(f"task {spec.name!r} registered twice")
-    _TASKS[spec.name] = spec
-    return spec
-
-
-def list_tasks() -> list[str]:
-    """Names of all registered tasks."""
-    return sorted(_TASKS)
-
-
-def get_task_spec(name: str) -> TaskSpec:
-    if name not in _TASKS:
-        raise unknown_name("task", name, list(_TASKS))
-    return _TASKS[name]
+TASKS: Registry[TaskSpec] = Registry("task")
+register_task = TASKS.register
+list_tasks = TASKS.names
+get_task_spec = TASKS.get
 
 
 def make_task(name: str, config: TaskConfig | dict[str, Any] | None = None, **overrides: Any) -> Task:

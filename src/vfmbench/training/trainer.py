@@ -142,7 +142,7 @@ class AugmentedEncoder(Encoder):
 def build_agent(spec: RunSpec, dataset_task: dict[str, Any]) -> tuple[Agent, MethodConfig]:
     """The untrained agent for `spec` on a task described by a dataset manifest."""
     mcfg = method_config(spec.method, spec.method_config, source="method_config")
-    kwargs = {"state_dim": dataset_task["state_dim"]} if spec.encoder == "state" else {}
+    kwargs = {"input_dim": dataset_task["state_dim"]} if spec.encoder == "state" else {}
     encoder = create_encoder(spec.encoder, pretrained=spec.pretrained, **kwargs, **spec.encoder_options)
     if encoder.trainable:
         encoder = AugmentedEncoder(encoder, _Augment(spec.train.augment, spec.train.shift_pad, spec.train.crop_size))

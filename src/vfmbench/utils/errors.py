@@ -32,6 +32,6 @@ class WeightsError(VfmbenchError):
     """Pretrained weights are missing or do not match their checksum."""
 
 
-def unknown_name(kind: str, name: str, valid: list[str]) -> UnknownNameError:
+def unknown_name(kind: str, name: str, valid: list[str], plural: str | None = None) -> UnknownNameError:
     """An error for an unknown registry name that lists the valid ones."""
-    return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(sorted(valid))}")
+    return UnknownNameError(f"unknown {kind} {name!r}; valid {plural or kind + 's'}: {', '.join(valid)}")

@@ -9,6 +9,7 @@ from vfmbench.tasks.shifts import distractor as _distractor  # noqa: F401  (regi
 from vfmbench.tasks.shifts import color as _color  # noqa: F401  (registers color_easy, color_hard)
 from vfmbench.tasks.shifts import video as _video  # noqa: F401  (registers video_easy, video_hard)
 from vfmbench.tasks.shifts.base import (
+    SHIFTS,
     KeepOut,
     MaskGroup,
     SceneLayout,
@@ -24,6 +25,7 @@ from vfmbench.tasks.shifts.base import (
 from vfmbench.tasks.shifts.render import Label, ShiftedRenderer
 
 __all__ = [
+    "SHIFTS",
     "KeepOut",
     "Label",
     "MaskGroup",

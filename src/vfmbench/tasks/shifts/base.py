@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from vfmbench.utils.config import from_dict
-from vfmbench.utils.errors import ConfigError, unknown_name
+from vfmbench.registry import Registry
+from vfmbench.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -190,26 +191,10 @@ class ShiftSpec:
         return from_dict(self.options_cls, data, source=f"shift {self.name!r} options")
 
 
-_SHIFTS: dict[str, ShiftSpec] = {}
-
-
-def register_shift(spec: ShiftSpec) -> ShiftSpec:
-    """Add a shift to the registry (names are unique)."""
-    if spec.name in _SHIFTS:
-        raise ValueError(f"shift {spec.name!r} registered twice")
-    _SHIFTS[spec.name] = spec
-    return spec
-
-
-def list_shifts() -> list[str]:
-    """Names of all registered shifts, in registration order (``none`` first)."""
-    return list(_SHIFTS)
-
-
-def get_shift_spec(name: str) -> ShiftSpec:
-    if name not in _SHIFTS:
-        raise unknown_name("shift", name, list(_SHIFTS))
-    return _SHIFTS[name]
+SHIFTS: Registry[ShiftSpec] = Registry("shift")
+register_shift = SHIFTS.register
+list_shifts = SHIFTS.names  # registration order: ``none`` first
+get_shift_spec = SHIFTS.get
 
 
 def validate_shift(name: str, options: Mapping[str, Any] | None) -> None:
