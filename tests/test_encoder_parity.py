@@ -21,10 +21,10 @@ from torch import nn
 transformers = pytest.importorskip("transformers")
 
 from vfmbench.encoders import create_encoder  # noqa: E402
-from vfmbench.encoders._weights import sha256_file  # noqa: E402
 from vfmbench.encoders.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vfmbench.encoders.resnet import ResNetTrunk  # noqa: E402
 from vfmbench.encoders.sam import SAM_ARCHS  # noqa: E402
+from vfmbench.weights import sha256_file  # noqa: E402
 
 ATOL = 1e-4
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import pytest
 import torch
 
 from vfmbench.encoders import create_encoder, encoder_label, get_encoder_spec, list_encoders
-from vfmbench.encoders._weights import WeightsSpec, download_weights, sha256_file, weights_path
 from vfmbench.utils.errors import ConfigError, WeightsError
+from vfmbench.weights import WEIGHTS, sha256_file, weights_path
 
 # name -> embedding size of the real architecture (paper 000 A.1 / paper 001 Table I).
 ZOO = {
@@ -53,6 +52,7 @@ def test_registry_lists_every_zoo_entry_with_paper_sizes():
         spec = get_encoder_spec(name)
         assert spec.embed_dim == dim, name
         assert spec.weights is not None and spec.weights.license and spec.weights.format
+        assert WEIGHTS.get(name) is spec.weights and f"encoder {name}" in spec.weights.used_by
         assert not spec.trainable
 
 
@@ -136,13 +136,13 @@ def test_missing_weights_error_names_file_source_and_command(home):
         with pytest.raises(WeightsError) as exc:
             call()
         msg = str(exc.value)
-        assert str(weights_path("sam_vit_b", spec)) in msg
+        assert str(weights_path(spec)) in msg
         assert spec.source in msg and "vfmbench weights download sam_vit_b" in msg
         assert "pretrained=False" in msg
 
 
 def test_checksum_mismatch_is_an_error_not_a_fallback(home):
-    path = weights_path("imagenet_resnet18", get_encoder_spec("imagenet_resnet18").weights)
+    path = weights_path(get_encoder_spec("imagenet_resnet18").weights)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="do not match their checksum") as exc:
@@ -151,7 +151,7 @@ def test_checksum_mismatch_is_an_error_not_a_fallback(home):
 
 
 def test_unloadable_checkpoint_without_published_checksum_is_an_error(home):
-    path = weights_path("r3m_resnet50", get_encoder_spec("r3m_resnet50").weights)
+    path = weights_path(get_encoder_spec("r3m_resnet50").weights)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"garbage")
     with pytest.raises(WeightsError, match="could not be loaded") as exc:
@@ -255,34 +255,6 @@ def test_sam_preprocessing_pads_to_a_square_after_normalising():
 
 # ------------------------------------------------------------------------------------ weights CLI
 
-def test_download_over_urllib_verifies_the_checksum(tmp_path, home):
-    src = tmp_path / "src.pth"
-    src.write_bytes(b"weights")
-    digest = hashlib.sha256(b"weights").hexdigest()
-    good = WeightsSpec(src.as_uri(), "w.pth", digest, "MIT", "torchvision")
-    path = download_weights("toy", good)
-    assert path.read_bytes() == b"weights" and path == weights_path("toy", good)
-    bad = WeightsSpec(src.as_uri(), "w2.pth", "0" * 64, "MIT", "torchvision")
-    with pytest.raises(WeightsError, match="do not match their checksum"):
-        download_weights("toy", bad)
-    missing = WeightsSpec((tmp_path / "nope.pth").as_uri(), "w3.pth", None, "MIT", "torchvision")
-    with pytest.raises(WeightsError, match="could not download"):
-        download_weights("toy", missing)
-    assert not list(path.parent.glob("*.part"))
-
-
-def test_hub_download_without_huggingface_hub_fetches_the_listed_files(tmp_path, home, monkeypatch):
-    repo = tmp_path / "mirror" / "org" / "model" / "resolve" / "main"
-    repo.mkdir(parents=True)
-    (repo / "config.json").write_text("{}")
-    (repo / "model.safetensors").write_bytes(b"tensors")
-    monkeypatch.setenv("HF_ENDPOINT", (tmp_path / "mirror").as_uri())
-    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
-    spec = WeightsSpec("hf://org/model", "model", None, "MIT", "hf_dir", files=("config.json", "model.safetensors"))
-    path = download_weights("toy_hub", spec)
-    assert (path / "config.json").exists() and (path / "model.safetensors").read_bytes() == b"tensors"
-
-
 def test_weights_cli_list_path_and_verify(home, capsys):
     from vfmbench.cli import weights
 
@@ -290,12 +262,13 @@ def test_weights_cli_list_path_and_verify(home, capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and set(ZOO) <= set(rows) and "state" not in rows
     assert rows["sam_vit_b"]["sha256"] and rows["dinov2_vitb14_reg"]["source"].startswith("hf://")
+    assert rows["sam_vit_b"]["used_by"] == ["encoder sam_vit_b"]
     spec = get_encoder_spec("imagenet_resnet18").weights
     code, out = run_cli(weights, ["weights", "path", "imagenet_resnet18"], capsys)
-    assert out.strip() == str(weights_path("imagenet_resnet18", spec))
+    assert out.strip() == str(weights_path(spec))
     code, out = run_cli(weights, ["weights", "verify"], capsys)
     assert code == 0 and "no installed weights" in out
-    path = weights_path("imagenet_resnet18", spec)
+    path = weights_path(spec)
     path.parent.mkdir(parents=True)
     path.write_bytes(b"corrupt")
     code, out = run_cli(weights, ["weights", "verify", "imagenet_resnet18", "r3m_resnet50"], capsys)

@@ -1,120 +1,121 @@
-"""`vfmbench weights list|download|verify|path`: the official weights of the encoder zoo.
+"""`vfmbench weights list|download|verify|path`: the official weight sets of the `WEIGHTS` registry.
 
-Weights live under ``$VFMBENCH_HOME/weights/<encoder>/``. ``download`` fetches from the official
-source (urllib; huggingface_hub for hub repositories when installed) and checks the sha256
-where one is published; ``verify`` re-checks installed files; ``path`` says where a file belongs
-(for placing it by hand).
+Weight sets are named (the zoo's are named after their encoders) and live under
+``$VFMBENCH_HOME/weights/<name>/``; ``used_by`` says which encoders (or parts of other models)
+load each. ``download`` fetches from the official source (pooch; huggingface_hub for hub
+repositories when installed) and checks the sha256 where one is published; ``verify`` re-checks
+installed files; ``path`` says where a file belongs (for placing it by hand).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+from typing import TYPE_CHECKING
 
 from vfmbench.cli._common import print_json, print_table
 
+if TYPE_CHECKING:
+    from vfmbench.registry import Registry
+    from vfmbench.weights import WeightsSpec
+
+# Modules that register weight sets when imported (add new users of WEIGHTS here).
+PROVIDERS = ("vfmbench.encoders",)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="list, download, verify and locate pretrained encoder weights")
+    p = sub.add_parser("weights", help="list, download, verify and locate pretrained weights")
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
 
-    ls = s.add_parser("list", help="every encoder with official weights: status, format, licence, source")
+    ls = s.add_parser("list", help="every official weight set: status, format, licence, users, source")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=_list)
 
     dl = s.add_parser("download", help="fetch weights into VFMBENCH_HOME and verify them")
-    dl.add_argument("names", nargs="*", metavar="NAME", help="encoder names (see `vfmbench weights list`)")
-    dl.add_argument("--all", action="store_true", help="every encoder with official weights")
+    dl.add_argument("names", nargs="*", metavar="NAME", help="weight-set names (see `vfmbench weights list`)")
+    dl.add_argument("--all", action="store_true", help="every weight set")
     dl.add_argument("--force", action="store_true", help="download again even if the file is there")
     dl.set_defaults(func=_download)
 
     vf = s.add_parser("verify", help="check installed weights against their sha256")
-    vf.add_argument("names", nargs="*", metavar="NAME", help="encoder names (default: every installed one)")
+    vf.add_argument("names", nargs="*", metavar="NAME", help="weight-set names (default: every installed one)")
     vf.set_defaults(func=_verify)
 
-    pa = s.add_parser("path", help="print where an encoder's weights file (or hub folder) belongs")
+    pa = s.add_parser("path", help="print where a weight set's file (or hub folder) belongs")
     pa.add_argument("name", metavar="NAME")
     pa.set_defaults(func=_path)
 
 
-def _weighted(names: list[str] | None = None) -> list:
-    """Specs of the named encoders (all with weights when `names` is empty); unknown or weightless names fail."""
-    from vfmbench.encoders import get_encoder_spec, list_encoders
+def _registry() -> Registry[WeightsSpec]:
+    """The WEIGHTS registry, with every provider's weight sets registered."""
+    for module in PROVIDERS:
+        importlib.import_module(module)
+    from vfmbench.weights import WEIGHTS
+
+    return WEIGHTS
+
+
+def _selected(names: list[str] | None = None) -> list[WeightsSpec]:
+    """The named weight sets (all when `names` is empty); an encoder without weights or an unknown
+    name fails clearly."""
+    from vfmbench.encoders import ENCODERS
     from vfmbench.utils.errors import ConfigError
 
-    specs = [get_encoder_spec(n) for n in (names or list_encoders())]
-    if names:
-        bare = [s.name for s in specs if s.weights is None]
-        if bare:
-            raise ConfigError(f"no pretrained weights exist for {', '.join(bare)} (trained end to end or random)")
-    return [s for s in specs if s.weights is not None]
+    registry = _registry()
+    if not names:
+        return list(registry)
+    bare = [n for n in names if n not in registry and n in ENCODERS and ENCODERS.get(n).weights is None]
+    if bare:
+        raise ConfigError(f"no pretrained weights exist for {', '.join(bare)} (trained end to end or random)")
+    return [registry.get(n) for n in names]
 
 
 def _list(args: argparse.Namespace) -> int:
-    from vfmbench.encoders._weights import weights_path
-
-    rows = [
-        {
-            "name": s.name,
-            "status": s.weights_status(),
-            "format": s.weights.format,
-            "license": s.weights.license,
-            "size_mb": s.weights.size_mb,
-            "sha256": s.weights.sha256,
-            "source": s.weights.source,
-            "path": str(weights_path(s.name, s.weights)),
-        }
-        for s in _weighted()
-    ]
+    rows = [spec.to_dict() for spec in _selected()]
     if args.json:
         print_json(rows)
     else:
         for r in rows:
             r["sha256"] = "published" if r["sha256"] else "none"
-        print_table(rows, ["name", "status", "format", "license", "size_mb", "sha256", "source"])
+            r["used_by"] = ", ".join(r["used_by"])
+        print_table(rows, ["name", "status", "format", "license", "size_mb", "sha256", "used_by", "source"])
     return 0
 
 
 def _download(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from vfmbench.encoders._weights import download_weights
     from vfmbench.utils.errors import ConfigError
+    from vfmbench.weights import download_weights
 
     if not args.names and not args.all:
-        raise ConfigError("name the encoders to download (see `vfmbench weights list`) or pass --all")
-    for spec in _weighted(None if args.all else args.names):
-        with tqdm(desc=spec.name, unit="B", unit_scale=True, unit_divisor=1024) as bar:
-            def progress(done: int, total: int | None) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
-            path = download_weights(spec.name, spec.weights, force=args.force, progress=progress)
+        raise ConfigError("name the weight sets to download (see `vfmbench weights list`) or pass --all")
+    for spec in _selected(None if args.all else args.names):
+        path = download_weights(spec, force=args.force, progress=True)
         print(f"{spec.name}: {path}")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from vfmbench.encoders._weights import verify_weights, weights_path
     from vfmbench.utils.errors import WeightsError
+    from vfmbench.weights import verify_weights, weights_path
 
-    specs = _weighted(args.names)
+    specs = _selected(args.names)
     if not args.names:
-        specs = [s for s in specs if weights_path(s.name, s.weights).exists()]
+        specs = [s for s in specs if weights_path(s).exists()]
     failed = 0
     for spec in specs:
-        path = weights_path(spec.name, spec.weights)
+        path = weights_path(spec)
         if not path.exists():
-            print(f"{spec.name}: MISSING {path} (vfmbench weights download {spec.name})")
+            print(f"{spec.name}: MISSING {path} ({spec.fetch_command})")
             failed += 1
             continue
         try:
-            digest = verify_weights(spec.name, spec.weights, path)
+            digest = verify_weights(spec, path)
         except WeightsError as exc:
             print(f"{spec.name}: FAILED {exc}")
             failed += 1
             continue
-        state = "ok" if spec.weights.sha256 else "no published checksum; loaded files are identified by"
+        state = "ok" if spec.sha256 else "no published checksum; loaded files are identified by"
         print(f"{spec.name}: {state} sha256 {digest}")
     if not specs:
         print("no installed weights to verify (see `vfmbench weights list`)")
@@ -122,8 +123,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _path(args: argparse.Namespace) -> int:
-    from vfmbench.encoders._weights import weights_path
+    from vfmbench.weights import weights_path
 
-    spec = _weighted([args.name])[0]
-    print(weights_path(spec.name, spec.weights))
+    print(weights_path(_selected([args.name])[0]))
     return 0

@@ -11,8 +11,8 @@ from vfmbench.encoders._registry import (
     list_encoders,
     register_encoder,
 )
-from vfmbench.encoders._weights import WeightsSpec
 from vfmbench.encoders.base import Encoder, Preprocessing
+from vfmbench.weights import WeightsSpec
 
 __all__ = [
     "ENCODERS",

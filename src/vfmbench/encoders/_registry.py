@@ -1,7 +1,8 @@
 """Encoder registry: `create_encoder(name, pretrained=...)`, `list_encoders()`.
 
 Each entry says how to build the encoder, its embedding size, whether it trains with the
-policy, and (for pretrained models) its `WeightsSpec`. Unknown names list the valid ones.
+policy, and (for pretrained models) its weight set: the `WeightsSpec` registered in
+`vfmbench.weights.WEIGHTS`. Unknown names list the valid ones.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from vfmbench.encoders._weights import WeightsSpec, weights_path
 from vfmbench.encoders.base import Encoder
 from vfmbench.registry import Registry
 from vfmbench.utils.errors import ConfigError
+from vfmbench.weights import WeightsSpec
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,9 @@ class EncoderSpec:
     """A registered encoder.
 
     builder(pretrained, **kwargs) returns the Encoder. ``embed_dim`` is None where it depends
-    on the task (the `state` pseudo-encoder). ``weights`` is None for encoders without
-    pretrained weights (trained end to end, or random by definition).
+    on the task (the `state` pseudo-encoder). ``weights`` is the entry's weight set (registered
+    in `vfmbench.weights.WEIGHTS`), None for encoders without pretrained weights (trained end to
+    end, or random by definition).
     """
 
     name: str
@@ -39,7 +41,7 @@ class EncoderSpec:
         """'installed', 'missing', or 'none' (no pretrained weights exist for this entry)."""
         if self.weights is None:
             return "none"
-        return "installed" if weights_path(self.name, self.weights).exists() else "missing"
+        return self.weights.status()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from vfmbench.encoders._checkpoints import StateDict, WeightsLocation, load_checkpoint_into, unwrap
 from vfmbench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, seeded, view_preprocessing
 from vfmbench.encoders.resnet import ResNetEncoder
+from vfmbench.weights import StateDict, WeightsLocation, load_checkpoint_into, unwrap
 
 # Prefixes under which the official checkpoints keep the torchvision ResNet, most specific first.
 _PREFIXES = ("module.convnet.", "convnet.", "module.")

@@ -19,7 +19,10 @@ from typing import Any
 
 import torch
 
-from vfmbench.encoders._checkpoints import (
+from vfmbench.encoders._hf import hub_state_dict, transformers
+from vfmbench.encoders._pooling import spatial_pooling
+from vfmbench.encoders.base import Encoder, Preprocessing, seeded
+from vfmbench.weights import (
     StateDict,
     WeightsLocation,
     load_checkpoint_into,
@@ -27,9 +30,6 @@ from vfmbench.encoders._checkpoints import (
     strip_prefix,
     unwrap,
 )
-from vfmbench.encoders._hf import hub_state_dict, transformers
-from vfmbench.encoders._pooling import spatial_pooling
-from vfmbench.encoders.base import Encoder, Preprocessing, seeded
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)

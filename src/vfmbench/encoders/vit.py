@@ -25,7 +25,11 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
-from vfmbench.encoders._checkpoints import (
+from vfmbench.encoders._hf import hub_state_dict, transformers
+from vfmbench.encoders._pooling import spatial_pooling
+from vfmbench.encoders.base import Encoder, Preprocessing, seeded, view_preprocessing
+from vfmbench.utils.errors import ConfigError
+from vfmbench.weights import (
     StateDict,
     WeightsLocation,
     load_checkpoint_into,
@@ -33,10 +37,6 @@ from vfmbench.encoders._checkpoints import (
     strip_prefix,
     unwrap,
 )
-from vfmbench.encoders._hf import hub_state_dict, transformers
-from vfmbench.encoders._pooling import spatial_pooling
-from vfmbench.encoders.base import Encoder, Preprocessing, seeded, view_preprocessing
-from vfmbench.utils.errors import ConfigError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

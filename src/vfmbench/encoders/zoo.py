@@ -13,6 +13,10 @@ ViT or SAM encoder is built. ``create_encoder(name, pretrained=..., **options)``
   resize-then-centre-crop (paper 001's protocol; not for SAM);
 - ``seed``: the random initialisation used with ``pretrained=False``;
 - ``tiny``: test-only toy sizes of the same architecture family.
+
+Each pretrained entry registers its weight set in `vfmbench.weights.WEIGHTS` under the encoder's
+name (so files live in ``$VFMBENCH_HOME/weights/<encoder>/``); `EncoderSpec.weights` is that
+registered `WeightsSpec`.
 """
 
 from __future__ import annotations
@@ -21,25 +25,33 @@ import os
 from functools import partial
 from typing import Any, Callable
 
-from vfmbench.encoders._checkpoints import locate_weights
 from vfmbench.encoders._registry import EncoderSpec, register_encoder
-from vfmbench.encoders._weights import WeightsSpec
 from vfmbench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Encoder
 from vfmbench.encoders.resnet_pretrained import build_resnet
 from vfmbench.encoders.sam import build_sam
 from vfmbench.encoders.vit import CLIP_MEAN, CLIP_STD, ViTArch, build_vit
 from vfmbench.utils.errors import ConfigError
+from vfmbench.weights import WeightsSpec, locate_weights, register_weights
 
 Make = Callable[..., Encoder]  # make(name, weights: WeightsLocation | None, **options) -> Encoder
 HUB_FILES = ("config.json", "model.safetensors")
 
 
+def _weight_set(name: str, source: str, filename: str, sha256: str | None, license: str, format: str,
+             size_mb: float | None = None, **fields: Any) -> WeightsSpec:
+    """Register encoder `name`'s weight set in WEIGHTS, under the encoder's name."""
+    return register_weights(WeightsSpec(name, source, filename, sha256, license, format, size_mb,
+                                        used_by=(f"encoder {name}",), **fields))
+
+
 def _register(name: str, family: str, description: str, embed_dim: int, spec: WeightsSpec, make: Make,
               paper: str = "") -> None:
+    hint = f"for random weights ask explicitly: create_encoder({name!r}, pretrained=False)"
+
     def builder(pretrained: bool, weights: str | os.PathLike[str] | None = None, **options: Any) -> Encoder:
         if weights is not None and not pretrained:
             raise ConfigError(f"{name}: weights={weights!s} was given together with pretrained=False")
-        location = locate_weights(name, spec, weights) if pretrained else None
+        location = locate_weights(spec, weights, hint=hint) if pretrained else None
         return make(name, location, **options)
 
     register_encoder(EncoderSpec(name, family, description, builder, embed_dim=embed_dim, weights=spec, paper=paper))
@@ -57,7 +69,9 @@ for _size, _file, _sha, _mb in (
         f"sam_vit_{_size}", "sam",
         f"Segment Anything ViT-{_size.upper()} image encoder; neck output 256x64x64 pooled to 256x6x6",
         256 * 6 * 6,
-        WeightsSpec(_SAM_URL + _file, _file, _sha, "Apache-2.0", "segment_anything", _mb),
+        _weight_set(f"sam_vit_{_size}", _SAM_URL + _file, _file, _sha, "Apache-2.0", "segment_anything", _mb,
+                 description=f"segment-anything ViT-{_size.upper()} checkpoint: image encoder, prompt encoder, "
+                             f"mask decoder"),
         partial(build_sam, arch_name=f"vit_{_size}"),
         paper="000, 002",
     )
@@ -76,7 +90,7 @@ for _name, _hub, _arch, _desc, _paper in (
 ):
     _register(
         _name, "dinov2", f"DINOv2 {_desc}; CLS token after the final norm", _arch.hidden_size,
-        WeightsSpec("hf://" + _hub, _hub.split("/")[1], None, "Apache-2.0", "hf_dir", files=HUB_FILES),
+        _weight_set(_name, "hf://" + _hub, _hub.split("/")[1], None, "Apache-2.0", "hf_dir", files=HUB_FILES),
         partial(build_vit, arch=_arch, **_DINOV2),
         paper=_paper,
     )
@@ -96,7 +110,7 @@ for _name, _file, _sha, _arch, _mb, _paper in (
     _register(
         _name, "clip", f"CLIP {_file[:-3]} (OpenAI weights); image embedding after the projection",
         _arch.projection_dim or 0,
-        WeightsSpec(f"{_CLIP_URL}{_sha}/{_file}", _file, _sha, "MIT", "openai_clip", _mb),
+        _weight_set(_name, f"{_CLIP_URL}{_sha}/{_file}", _file, _sha, "MIT", "openai_clip", _mb),
         partial(build_vit, arch=_arch, **_CLIP),
         paper=_paper,
     )
@@ -119,7 +133,7 @@ for _name, _source, _file, _arch, _crop, _license, _desc, _mb, _paper in (
 ):
     _register(
         _name, _name.split("_")[0], f"{_desc}; CLS token after the final norm", _arch.hidden_size,
-        WeightsSpec(_source, _file, None, _license, "mae_timm", _mb),
+        _weight_set(_name, _source, _file, None, _license, "mae_timm", _mb),
         partial(build_vit, arch=_arch, crop_pct=_crop, **_MAE),
         paper=_paper,
     )
@@ -130,14 +144,14 @@ _R3M_URL = "https://pytorch.s3.amazonaws.com/models/rl/r3m/"
 for _depth, _dim, _mb, _paper in ((18, 512, 130.0, "001"), (34, 512, 200.0, ""), (50, 2048, 310.0, "000")):
     _register(
         f"r3m_resnet{_depth}", "r3m", f"R3M ResNet-{_depth} (Ego4D); average-pooled layer4, fc = identity", _dim,
-        WeightsSpec(f"{_R3M_URL}r3m_{_depth}.pt", f"r3m_{_depth}.pt", None, "MIT", "r3m", _mb),
+        _weight_set(f"r3m_resnet{_depth}", f"{_R3M_URL}r3m_{_depth}.pt", f"r3m_{_depth}.pt", None, "MIT", "r3m", _mb),
         partial(build_resnet, depth=_depth, style="r3m"),
         paper=_paper,
     )
 _register(
     "vip_resnet50", "vip", "VIP ResNet-50 (Ego4D); average-pooled layer4, then Linear(2048, 1024)", 1024,
-    WeightsSpec("https://pytorch.s3.amazonaws.com/models/rl/vip/model.pt", "model.pt", None, "CC-BY-NC-4.0", "vip",
-                98.0),
+    _weight_set("vip_resnet50", "https://pytorch.s3.amazonaws.com/models/rl/vip/model.pt", "model.pt", None,
+             "CC-BY-NC-4.0", "vip", 98.0),
     partial(build_resnet, depth=50, style="vip", fc_out=1024),
     paper="001",
 )
@@ -149,7 +163,7 @@ for _depth, _file, _sha, _dim, _mb, _paper in (
     _register(
         f"imagenet_resnet{_depth}", "resnet",
         f"torchvision ResNet-{_depth} (ImageNet-1k V1); average-pooled layer4, classifier dropped", _dim,
-        WeightsSpec(_TV_URL + _file, _file, _sha, "BSD-3-Clause", "torchvision", _mb),
+        _weight_set(f"imagenet_resnet{_depth}", _TV_URL + _file, _file, _sha, "BSD-3-Clause", "torchvision", _mb),
         partial(build_resnet, depth=_depth, style="imagenet"),
         paper=_paper,
     )

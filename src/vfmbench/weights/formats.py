@@ -1,13 +1,12 @@
-"""Reading official checkpoints: file formats, nesting, key prefixes, and where weights come from.
+"""Reading checkpoint files into state dicts, and the helpers that map them onto a module.
 
 `read_state_dict` opens safetensors files, ``torch.save`` archives (loaded with
 ``weights_only=True``; ``argparse.Namespace`` entries, which some training scripts store next to
 the weights, are allowed) and TorchScript archives (OpenAI's CLIP ``.pt``). Checkpoints that
 pickle anything else are refused unless ``VFMBENCH_TRUST_CHECKPOINTS=1`` is set.
 
-`locate_weights` turns ``pretrained`` / ``weights=`` into a path and a sha256 for the encoder's
-``weights_id``; `CheckpointError` from a converter becomes a WeightsError that names the file,
-its source and the command that fetches it.
+`unwrap`, `strip_prefix` and `rename` take an official layout apart (nesting, key prefixes, key
+names); `load_exact` loads the result strictly, listing what does not fit as a `CheckpointError`.
 """
 
 from __future__ import annotations
@@ -18,14 +17,10 @@ import pickle
 import re
 import warnings
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
-
-from vfmbench.encoders._weights import WeightsSpec, cached_sha256, resolve_weights, weights_error
-from vfmbench.utils.errors import WeightsError
 
 StateDict = dict[str, torch.Tensor]
 TRUST_ENV = "VFMBENCH_TRUST_CHECKPOINTS"
@@ -104,52 +99,3 @@ def load_exact(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> No
                 parts.append(f"{label} ({len(items)}): {', '.join(items[:6])}{' ...' if len(items) > 6 else ''}")
         raise CheckpointError("; ".join(parts))
     module.load_state_dict(dict(state), strict=True)
-
-
-@dataclass(frozen=True)
-class WeightsLocation:
-    """Where an encoder's pretrained weights are: the path (file or hub folder) and its sha256."""
-
-    encoder: str
-    spec: WeightsSpec
-    path: Path
-    sha256: str
-
-    def error(self, problem: str) -> WeightsError:
-        return weights_error(self.encoder, self.spec, self.path, problem)
-
-
-def locate_weights(encoder: str, spec: WeightsSpec, weights: str | os.PathLike[str] | None) -> WeightsLocation:
-    """Resolve `encoder`'s weights: the file in VFMBENCH_HOME (checked against the spec's sha256) or,
-    when `weights` is given, that file or hub folder (any supported format; no checksum enforced)."""
-    if weights is None:
-        path, digest = resolve_weights(encoder, spec)
-        return WeightsLocation(encoder, spec, path, digest)
-    path = Path(weights).expanduser()
-    if not path.exists():
-        raise weights_error(encoder, spec, path, "not found (weights= points to a missing path)")
-    try:
-        digest = cached_sha256(path)
-    except WeightsError as exc:
-        raise weights_error(encoder, spec, path, f"are incomplete ({exc})") from None
-    return WeightsLocation(encoder, spec, path, digest)
-
-
-def load_checkpoint_into(
-    module: torch.nn.Module,
-    location: WeightsLocation,
-    convert: Callable[[dict[str, Any]], StateDict],
-    hub: Callable[[Path], StateDict] | None = None,
-) -> None:
-    """Load `location` into `module`: a file through `convert` (official layout -> module keys), a
-    hub folder through `hub`. Any failure is a WeightsError naming the file, source and fetch command."""
-    try:
-        if location.path.is_dir():
-            if hub is None:
-                raise CheckpointError("this encoder reads checkpoint files, not folders")
-            state = hub(location.path)
-        else:
-            state = convert(read_state_dict(location.path))
-        load_exact(module, state)
-    except Exception as exc:  # corrupt archives raise anything from EOFError to RuntimeError
-        raise location.error(f"could not be loaded ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,82 @@
+"""sha256 of weight files, remembered in a sidecar, and checks against a weight set's published value.
+
+A file's sha256 is computed once and kept in a ``<file>.sha256`` sidecar (keyed by size and
+modification time), so that checking it on every load costs nothing after the first. For a hub
+folder the checksum is that of its weights file (``model.safetensors``, else ``pytorch_model.bin``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from vfmbench.utils.errors import WeightsError
+from vfmbench.weights.specs import HF_WEIGHT_FILES, WeightsSpec, weights_error, weights_path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksum_target(path: Path) -> Path:
+    """The file whose sha256 identifies the weights: `path` itself, or a hub folder's weights file."""
+    if path.is_dir():
+        for name in HF_WEIGHT_FILES:
+            if (path / name).is_file():
+                return path / name
+        raise WeightsError(f"{path} is a folder without any of {', '.join(HF_WEIGHT_FILES)}")
+    return path
+
+
+def sidecar_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of `path` (a file or hub folder), remembered in a sidecar next to the file."""
+    target = checksum_target(path)
+    stat = target.stat()
+    sidecar = sidecar_path(target)
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        saved = json.loads(sidecar.read_text())
+        if saved.get("size") == stamp["size"] and saved.get("mtime_ns") == stamp["mtime_ns"]:
+            return str(saved["sha256"])
+    except (OSError, ValueError, KeyError):
+        pass
+    digest = sha256_file(target)
+    try:
+        sidecar.write_text(json.dumps({**stamp, "sha256": digest}))
+    except OSError:  # read-only location: compute again next time
+        pass
+    return digest
+
+
+def verify_weights(spec: WeightsSpec, path: Path | None = None) -> str:
+    """Check the file (default: the installed one) against the spec's sha256 when known; returns
+    the file's sha256."""
+    path = path or weights_path(spec)
+    try:
+        digest = cached_sha256(path)
+    except WeightsError as exc:
+        raise weights_error(spec, path, f"are incomplete ({exc})") from None
+    if spec.sha256 is not None and digest != spec.sha256:
+        raise weights_error(
+            spec, path,
+            f"do not match their checksum (sha256 {digest}, expected {spec.sha256}); the file is corrupt or "
+            f"a different release — delete it and download again",
+        )
+    return digest
+
+
+def resolve_weights(spec: WeightsSpec) -> tuple[Path, str]:
+    """The installed weights of `spec` and their sha256, or a WeightsError that says how to get them."""
+    path = weights_path(spec)
+    if not path.exists():
+        raise weights_error(spec, path, "not found")
+    return path, verify_weights(spec, path)

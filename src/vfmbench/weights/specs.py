@@ -1,0 +1,104 @@
+"""Weight sets: what each official file is, where it comes from, and where it lives on disk.
+
+A `WeightsSpec` describes one file (or one hub folder) of published pretrained weights; the
+`WEIGHTS` registry holds every weight set by name. Whoever uses a weight set (an encoder, parts
+of a segmenter) registers it, or refers to the registered one, and names itself in ``used_by``.
+Files live under ``$VFMBENCH_HOME/weights/<name>/<filename>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vfmbench.registry import Registry
+from vfmbench.utils.errors import WeightsError
+from vfmbench.utils.paths import weights_dir
+
+HF_PREFIX = "hf://"
+# Files of a hub folder that hold the weights, in the order the loaders look for them.
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One official weight set.
+
+    name: the weight set's name (its folder under ``$VFMBENCH_HOME/weights``; for encoder weights,
+    the encoder's name); source: URL, or ``hf://<hub id>`` for a model-hub repository; filename: its
+    name on disk (a folder for ``hf_dir``); sha256: checksum of the file (of ``model.safetensors``
+    for a hub folder), None where no published checksum could be confirmed (the file is then
+    checked by loading it); license: the weights' licence; format: the checkpoint layout the
+    loaders expect ("segment_anything", "openai_clip", "mae_timm", "torchvision", "r3m", "vip",
+    "hf_dir"); files: for hub folders, the files to fetch; used_by: who loads them, e.g.
+    ``("encoder sam_vit_b",)``; description: what the file holds, where worth saying.
+    """
+
+    name: str
+    source: str
+    filename: str
+    sha256: str | None
+    license: str
+    format: str
+    size_mb: float | None = None
+    files: tuple[str, ...] = ()
+    used_by: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def is_hub(self) -> bool:
+        return self.source.startswith(HF_PREFIX)
+
+    @property
+    def path(self) -> Path:
+        """Where the file (or hub folder) is expected."""
+        return weights_path(self)
+
+    @property
+    def fetch_command(self) -> str:
+        return f"vfmbench weights download {self.name}"
+
+    def status(self) -> str:
+        """'installed' or 'missing' (whether the file is there; `verify_weights` checks its content)."""
+        return "installed" if self.path.exists() else "missing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status(),
+            "format": self.format,
+            "license": self.license,
+            "size_mb": self.size_mb,
+            "sha256": self.sha256,
+            "used_by": list(self.used_by),
+            "source": self.source,
+            "path": str(self.path),
+            "description": self.description,
+        }
+
+
+WEIGHTS: Registry[WeightsSpec] = Registry("weight set", plural="weight sets")
+register_weights = WEIGHTS.register
+get_weights = WEIGHTS.get
+list_weights = WEIGHTS.names
+
+
+def weights_path(spec: WeightsSpec) -> Path:
+    """Where weight set `spec`'s file (or hub folder) is expected."""
+    return weights_dir() / spec.name / spec.filename
+
+
+def weights_error(spec: WeightsSpec, path: Path, problem: str, hint: str = "") -> WeightsError:
+    """An error about `spec`'s weights at `path` that says where they come from and how to fetch them;
+    `hint` is a last line from the caller (e.g. how to ask for random weights instead)."""
+    lines = [
+        f"pretrained weights for {spec.name!r} {problem}",
+        f"  file: {path}",
+        f"  source: {spec.source}",
+        f"  fetch them with: {spec.fetch_command}",
+        "  (or place the file there by hand; set VFMBENCH_HOME to use another folder)",
+    ]
+    if hint:
+        lines.append(f"  {hint}")
+    return WeightsError("\n".join(lines))
