@@ -1,10 +1,12 @@
 """End to end on the real simulator: a tiny demo grid and state BC reaching the goal."""
 
 import json
+import re
 
 import pytest
 
 from vfmbench.cli import app
+from vfmbench.experiments import read_results
 
 pytestmark = pytest.mark.sim
 
@@ -17,28 +19,31 @@ def test_tiny_demo_writes_results_and_report(tmp_path, capsys):
             "--set", "shifts=[distractor]"]
     assert app(args) == 0
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema"] == "vfmbench.results/1"
-    recs = {r["encoder"]: r for r in doc["records"]}
+    assert doc["schema"] == "vfmbench.results/2"
+    results = read_results(out / "results.json")  # the typed records round-trip
+    recs = {r.encoder: r for r in results.records}
     assert set(recs) == {"state", "e2e_cnn"}
     for r in recs.values():
-        assert {"task", "encoder", "method", "seed", "success_rate"} <= set(r)
-        assert 0.0 <= r["success_rate"] <= 1.0
+        assert r.schema == "vfmbench.run/1" and r.task == "fetch_reach" and r.method == "bc" and r.seed == 0
+        assert 0.0 <= r.success_rate <= 1.0 and r.evaluation.episodes == 10
+    assert recs["state"].train.augment == "cached" and recs["e2e_cnn"].train.steps == 20
     # state BC on 20 reach demonstrations reaches the goal
-    assert recs["state"]["success_rate"] >= 0.9
+    assert recs["state"].success_rate >= 0.9
     report = (out / "report.md").read_text()
-    assert "| fetch_reach | state | bc |" in report and (out / "success.png").exists()
+    assert re.search(r"\| fetch_reach\s+\| state\s+\| bc\s+\|", report) and (out / "success.png").exists()
     printed = capsys.readouterr().out
     assert "success (mean ± std)" in printed
     # robustness under the distractor shift: paired drop against the clean task
-    rob = {(r["encoder"], r["shift"]): r for r in doc["robustness"]}
+    rob = {(r.encoder, s.shift): s for r in results.records for s in r.robustness}
     assert set(rob) == {("state", "none"), ("state", "distractor"), ("e2e_cnn", "none"), ("e2e_cnn", "distractor")}
-    assert rob[("state", "none")]["success_rate"] == recs["state"]["success_rate"]
-    assert rob[("state", "none")]["drop"] == 0.0
+    assert rob[("state", "none")].success_rate == recs["state"].success_rate
+    assert rob[("state", "none")].drop == 0.0
     assert "## Under shifts" in report and "distractor" in printed
     # rerunning resumes: nothing is retrained, the same records come back
     assert app(args) == 0
-    again = json.loads((out / "results.json").read_text())
-    assert [r["success_rate"] for r in again["records"]] == [r["success_rate"] for r in doc["records"]]
+    again = read_results(out / "results.json")
+    assert [r.success_rate for r in again.records] == [r.success_rate for r in results.records]
+    assert [r.train for r in again.records] == [r.train for r in results.records]
 
 
 def test_train_and_evaluate_commands(reach_dataset, tmp_path, capsys):

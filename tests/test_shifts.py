@@ -149,7 +149,7 @@ def test_evaluate_under_shifts_reports_the_paired_drop():
 
     cfg = {"resolution": 32, "max_episode_steps": 3}
     with make_task("fetch_reach", cfg) as t:
-        agent, _ = build_agent(RunSpec(task="fetch_reach", encoder="e2e_cnn"), t.describe())
+        agent = build_agent(RunSpec(task="fetch_reach", encoder="e2e_cnn"), t.spaces)
     report = evaluate_shifts(agent, "fetch_reach", cfg, ["video_hard", "distractor"], {"distractor": {"count": 2}},
                              episodes=2, n_envs=2, progress=False)
     assert [r.shift for r in report.results] == ["none", "video_hard", "distractor"]

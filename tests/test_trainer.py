@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vfmbench.data.episodes import EpisodeWriter
+from vfmbench.evaluation import EvalResult
 from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
 from vfmbench.training.checkpoint import list_checkpoints
 
@@ -17,6 +18,11 @@ def synthetic(tmp_path):
         s = rng.normal(size=(10, 4)).astype(np.float32)
         w.append({"state": s, "actions": s[:, :2].copy(), "proprio": s[:, 2:].copy()}, {}, {"seed": ep})
     return w.finalize()
+
+
+def scored(rate: float) -> EvalResult:
+    return EvalResult(success_rate=rate, success_any_rate=rate, episodes=1, seeds=[0], successes=[rate > 0.5],
+                      seconds=0.0, returns=[0.0])
 
 
 def test_interrupted_training_resumes_from_checkpoint(synthetic, tmp_path):
@@ -33,13 +39,13 @@ def test_interrupted_training_resumes_from_checkpoint(synthetic, tmp_path):
     steps = [int(c.name.split("_")[1]) for c in list_checkpoints(tmp_path / "run")]
     assert steps[-1] == 20
     seen = []
-    result = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: seen.append(s) or 0.5)
-    assert seen == [30, 40] and result["success_rate"] == 0.5
+    result = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: seen.append(s) or scored(0.5))
+    assert seen == [30, 40] and result.final_success == 0.5
     logged = [json.loads(l)["step"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert logged[-1] == 40
     # a finished run is read back, not retrained
-    again = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: 1.0)
-    assert again["success_rate"] == 0.5
+    again = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: scored(1.0))
+    assert again.final_success == 0.5 and again == result
     agent, record = load_agent(tmp_path / "run")
     assert record["spec"]["encoder"] == "state" and agent.proprio_norm.mean.shape == (2,)
 
@@ -72,7 +78,7 @@ def test_foundation_encoders_train_through_the_cache(encoder, tmp_path):
     spec = RunSpec(task="synthetic", encoder=encoder, pretrained=False, encoder_options={"tiny": True},
                    train=TrainConfig(steps=5, log_every=5))
     result = Trainer(spec, ds, tmp_path / "run", cache=cache, progress=False).run()
-    assert result["encoder_label"] == f"{encoder} (random)" and not result["pretrained"]
+    assert result.encoder_label == f"{encoder} (random)" and not result.pretrained
     assert cache.stats.misses == 1
     Trainer(RunSpec(**{**spec.__dict__, "seed": 1}), ds, tmp_path / "run2", cache=cache, progress=False).run()
     assert cache.stats.hits == 1

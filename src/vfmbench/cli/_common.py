@@ -4,22 +4,54 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from tabulate import tabulate
+
+from vfmbench.registry import Registry
 from vfmbench.utils.config import apply_overrides, load_yaml
+
+T = TypeVar("T")
 
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """A plain fixed-width table."""
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in columns}
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    print("  ".join("-" * widths[c] for c in columns))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+    """A plain-text table of `columns` (None prints as '-', lists and mappings inline)."""
+    print(tabulate([[_cell(r.get(c)) for c in columns] for r in rows], headers=columns, tablefmt="simple",
+                   disable_numparse=True))
+
+
+def add_list_command(p: argparse.ArgumentParser, registry: Callable[[], Registry[T]],
+                     row: Callable[[T], dict[str, Any]], columns: list[str]) -> argparse.ArgumentParser:
+    """Make `p` list a registry (`registry()` imports it when the command runs): one row per
+    registered item, in registration order; the table shows `columns`, ``--json`` every field
+    of `row`."""
+    p.add_argument("--json", action="store_true", help="print JSON (every field) instead of a table")
+
+    def run(args: argparse.Namespace) -> int:
+        rows = [row(item) for item in registry()]
+        if args.json:
+            print_json(rows)
+        else:
+            print_table(rows, columns)
+        return 0
+
+    p.set_defaults(func=run)
+    return p
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:

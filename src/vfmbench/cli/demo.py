@@ -32,9 +32,9 @@ def _run(args: argparse.Namespace) -> int:
         config = quick_config(config)
     doc = run_demo(config, args.out, progress=not args.no_progress)
     print()
-    print(format_table(doc["summary"]))
-    if doc["robustness_summary"]:
+    print(format_table(doc.summary))
+    if doc.robustness_summary:
         print("\nunder shifts: success (change against the clean task)")
-        print(format_robustness(doc["robustness_summary"]))
-    print(f"\nresults: {args.out}/results.json  report: {args.out}/report.md  ({doc['seconds']:.0f} s)")
+        print(format_robustness(doc.robustness_summary))
+    print(f"\nresults: {args.out}/results.json  report: {args.out}/report.md  ({doc.seconds:.0f} s)")
     return 0

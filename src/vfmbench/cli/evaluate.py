@@ -23,26 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from vfmbench.cli._common import print_json
-    from vfmbench.evaluation import evaluate
-    from vfmbench.tasks import TaskConfig
-    from vfmbench.training import load_agent
-    from vfmbench.utils.config import from_dict
+    from vfmbench.experiments.job import EvalSpec, job_for_run, run_job
 
-    agent, record = load_agent(args.run, args.step)
-    task = record["spec"]["task"]
-    task_cfg = from_dict(TaskConfig, run_task_config(record), "run task_config")
-    res = evaluate(agent, task, task_cfg, episodes=args.episodes, n_envs=args.envs, video=args.video,
-                   progress=not args.no_progress, shift=args.shift, shift_options=shift_options(args.shift_set))
+    eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, shift=args.shift or "none",
+                         shift_options=shift_options(args.shift_set), video=args.video)
+    record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
+    res = record.evaluation
+    assert res is not None
     if args.json:
         print_json(res.to_dict())
     else:
-        shown = task if res.extra["shift"] == "none" else f"{task} under {res.extra['shift']}"
+        shown = record.task if res.shift == "none" else f"{record.task} under {res.shift}"
         print(f"{shown}: success {res.success_rate:.2f} over {res.episodes} episodes "
-              f"(any-step success {res.success_any_rate:.2f}, {res.seconds:.0f} s)"
+              f"(any-step success {res.success_any_rate:.2f}, mean return {res.mean_return:.2f}, {res.seconds:.0f} s)"
               + (f"; video {res.video}" if res.video else ""))
     return 0
-
-
-def run_task_config(record: dict) -> dict:
-    """TaskConfig fields of the task a run was trained on: its dataset's, as the run recorded them."""
-    return record["task_config"]

@@ -4,40 +4,31 @@ from __future__ import annotations
 
 import argparse
 
+from vfmbench.cli._common import add_list_command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("methods", help="list the policy learning methods and the papers' presets")
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
-    ls = s.add_parser("list", help="method names, papers, goal conditioning, descriptions")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=_list)
+    add_list_command(s.add_parser("list", help="method names, papers, goal conditioning, descriptions"), _methods,
+                     _method_row, ["name", "paper", "goal_conditioning", "description"])
     show = s.add_parser("show", help="a method's config keys and defaults (set them with --set method_config.KEY=V)")
     show.add_argument("name")
     show.set_defaults(func=_show)
-    pr = s.add_parser("presets", help="the papers' training settings (vfmbench train --preset NAME)")
-    pr.add_argument("--json", action="store_true", help="machine-readable output")
-    pr.set_defaults(func=_presets)
+    add_list_command(s.add_parser("presets", help="the papers' training settings (vfmbench train --preset NAME)"),
+                     _presets, _preset_row, ["name", "method", "task", "length", "source"])
 
 
-def _method_row(name: str) -> dict:
-    from vfmbench.policies import get_method_spec
+def _methods():
+    from vfmbench.policies import METHODS
 
-    spec = get_method_spec(name)
-    return {"name": name, "paper": spec.paper, "goal_conditioning": spec.supports_goal,
+    return METHODS
+
+
+def _method_row(spec) -> dict:
+    return {"name": spec.name, "paper": spec.paper, "goal_conditioning": spec.supports_goal,
             "description": spec.description}
-
-
-def _list(args: argparse.Namespace) -> int:
-    from vfmbench.cli._common import print_json, print_table
-    from vfmbench.policies import list_methods
-
-    rows = [_method_row(n) for n in list_methods()]
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(rows, ["name", "paper", "goal_conditioning", "description"])
-    return 0
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -46,22 +37,20 @@ def _show(args: argparse.Namespace) -> int:
     from vfmbench.utils.config import to_dict
 
     spec = get_method_spec(args.name)
-    print_json({**_method_row(args.name), "config": to_dict(spec.config_cls())})
+    print_json({**_method_row(spec), "config": to_dict(spec.config_cls())})
     return 0
 
 
-def _presets(args: argparse.Namespace) -> int:
+def _presets():
+    from vfmbench.policies.presets import PRESETS
+
+    return PRESETS
+
+
+def _preset_row(preset) -> dict:
     from dataclasses import asdict
 
-    from vfmbench.cli._common import print_json, print_table
-    from vfmbench.policies.presets import get_preset, list_presets
-
-    rows = [asdict(get_preset(n)) for n in list_presets()]
-    if args.json:
-        print_json(rows)
-    else:
-        for r in rows:
-            r["length"] = f"{r['epochs']} epochs" if r["epochs"] is not None else f"{r['train'].get('steps')} steps"
-            r["task"] = r["task"] or "any"
-        print_table(rows, ["name", "method", "task", "length", "source"])
-    return 0
+    row = asdict(preset)
+    row["length"] = f"{preset.epochs} epochs" if preset.epochs is not None else f"{preset.train.get('steps')} steps"
+    row["task"] = preset.task or "any"
+    return row

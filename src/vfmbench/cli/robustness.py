@@ -24,15 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
     from pathlib import Path
 
     from vfmbench.cli._common import print_json, print_table
-    from vfmbench.cli.evaluate import run_task_config
     from vfmbench.cli.shifts import shift_options
-    from vfmbench.evaluation.robustness import evaluate_shifts
-    from vfmbench.tasks import TaskConfig
-    from vfmbench.training import load_agent
-    from vfmbench.utils.config import from_dict
+    from vfmbench.evaluation.robustness import RobustnessReport
+    from vfmbench.experiments.job import EvalSpec, job_for_run, run_job
     from vfmbench.utils.errors import ConfigError
     from vfmbench.utils.io import write_json_atomic
 
@@ -41,17 +39,18 @@ def _run(args: argparse.Namespace) -> int:
         if not isinstance(value, dict):
             raise ConfigError(f"--shift-set {name}={value!r}: write SHIFT.KEY=VALUE, e.g. distractor.count=3")
     shifts = [s.strip() for s in args.shifts.split(",") if s.strip()]
-    agent, record = load_agent(args.run, args.step)
-    task = record["spec"]["task"]
-    task_cfg = from_dict(TaskConfig, run_task_config(record), "run task_config")  # each shift replaces its shift
-    report = evaluate_shifts(agent, task, task_cfg, shifts, options, episodes=args.episodes, n_envs=args.envs,
-                             progress=not args.no_progress)
+    eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, robustness=shifts,
+                         robustness_options=options)
+    record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
+    assert record.evaluation is not None
+    report = RobustnessReport(record.task, record.evaluation.seeds, record.robustness)
+    doc = {"run": str(args.run), **asdict(report)}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(args.out), {"run": str(args.run), **report.to_dict()})
+        write_json_atomic(Path(args.out), doc)
     if args.json:
-        print_json({"run": str(args.run), **report.to_dict()})
+        print_json(doc)
     else:
-        print(f"{args.run}: {task}, {args.episodes} episodes per shift (same seeds); drop = clean - shifted")
+        print(f"{args.run}: {record.task}, {args.episodes} episodes per shift (same seeds); drop = clean - shifted")
         print_table(report.rows(), ["shift", "success", "any_step", "drop", "episodes", "seconds"])
     return 0

@@ -6,16 +6,15 @@ import argparse
 import dataclasses
 from typing import Any
 
-from vfmbench.cli._common import print_json, print_table
+from vfmbench.cli._common import add_list_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shifts", help="list the robustness shifts (distractors, colours, videos)")
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
-    ls = s.add_parser("list", help="names, descriptions and default options")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=_list)
+    add_list_command(s.add_parser("list", help="names, descriptions and default options"), _shifts, _shift_row,
+                     ["name", "description", "options"])
 
 
 def add_shift_args(p: argparse.ArgumentParser) -> None:
@@ -32,17 +31,11 @@ def shift_options(items: list[str]) -> dict[str, Any]:
     return apply_overrides({}, items, source="--shift-set")
 
 
-def _list(args: argparse.Namespace) -> int:
-    from vfmbench.tasks.shifts import get_shift_spec, list_shifts
+def _shifts():
+    from vfmbench.tasks.shifts import SHIFTS
 
-    rows = []
-    for name in list_shifts():
-        spec = get_shift_spec(name)
-        rows.append({"name": name, "description": spec.description,
-                     "options": dataclasses.asdict(spec.options())})
-    if args.json:
-        print_json(rows)
-    else:
-        print_table([{**r, "options": ", ".join(f"{k}={v}" for k, v in r["options"].items())} for r in rows],
-                     ["name", "description", "options"])
-    return 0
+    return SHIFTS
+
+
+def _shift_row(spec) -> dict[str, Any]:
+    return {"name": spec.name, "description": spec.description, "options": dataclasses.asdict(spec.options())}

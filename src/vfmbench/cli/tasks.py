@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import print_json, print_table
+from vfmbench.cli._common import add_list_command
 from vfmbench.cli.shifts import add_shift_args, shift_options
 
 
@@ -12,9 +12,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tasks", help="list the registered tasks; render a frame")
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
-    ls = s.add_parser("list", help="names, action sizes, episode lengths")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=_list)
+    add_list_command(s.add_parser("list", help="names, families, action sizes, episode lengths"), _tasks, _task_row,
+                     ["name", "family", "action_dim", "max_episode_steps", "proprio", "description"])
+    add_list_command(s.add_parser("wrappers", help="the observation wrappers a task config can name "
+                                  "(task_config.wrappers): names, descriptions, options"),
+                     _wrappers, _wrapper_row, ["name", "description", "options"])
     r = s.add_parser("render", help="write one frame of a task (under a shift, with its mask) to a PNG",
                      description="Reset the task with --seed, run --steps scripted-expert steps and write the "
                                  "frame; with --mask the ground-truth mask is written beside it.")
@@ -30,22 +32,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_render)
 
 
-def _list(args: argparse.Namespace) -> int:
-    from vfmbench.tasks import get_task_spec, list_tasks
+def _tasks():
+    from vfmbench.tasks import TASKS
 
-    rows = []
-    for name in list_tasks():
-        s = get_task_spec(name)
-        rows.append({
-            "name": s.name, "family": s.family, "action_dim": s.action_dim,
-            "max_episode_steps": s.max_episode_steps, "proprio": s.default_proprio,
-            "goal_conditioned": s.supports_goal, "description": s.description,
-        })
-    if args.json:
-        print_json(rows)
-    else:
-        print_table(rows, ["name", "family", "action_dim", "max_episode_steps", "proprio", "description"])
-    return 0
+    return TASKS
+
+
+def _task_row(s) -> dict:
+    return {"name": s.name, "family": s.family, "action_dim": s.action_dim, "max_episode_steps": s.max_episode_steps,
+            "proprio": s.default_proprio, "goal_conditioned": s.supports_goal, "description": s.description}
+
+
+def _wrappers():
+    from vfmbench.tasks import WRAPPERS
+
+    return WRAPPERS
+
+
+def _wrapper_row(w) -> dict:
+    import dataclasses
+
+    return {"name": w.name, "description": w.description, "options": dataclasses.asdict(w.options({}))}
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -27,11 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from vfmbench.cli._common import config_dict, print_json
     from vfmbench.data.collection import open_dataset
-    from vfmbench.evaluation import evaluate
-    from vfmbench.tasks import TaskConfig
-    from vfmbench.training import RunSpec, Trainer
+    from vfmbench.experiments.job import EvalSpec, JobSpec, run_job
+    from vfmbench.training import RunSpec
     from vfmbench.utils.config import from_dict
 
     ds = open_dataset(args.dataset)
@@ -47,12 +48,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.random_weights:
         data["pretrained"] = False
     spec = from_dict(RunSpec, data, source)
-    task_cfg = from_dict(TaskConfig, ds.header["task_config"], f"{ds.root}/manifest.json task_config")
-    eval_fn = None
-    if not args.no_eval:
-        def eval_fn(agent, step):
-            return evaluate(agent, task, task_cfg, episodes=spec.train.eval_episodes, n_envs=spec.train.eval_envs,
-                            progress=False).success_rate
-    result = Trainer(spec, ds, args.out, progress=not args.no_progress).run(eval_fn)
-    print_json({k: v for k, v in result.items() if k != "evals"})
+    eval_spec = EvalSpec(episodes=0 if args.no_eval else spec.train.eval_episodes, envs=spec.train.eval_envs)
+    record = run_job(JobSpec(run=spec, out=args.out, dataset=str(ds.root), eval=eval_spec,
+                             progress=not args.no_progress))
+    summary = {k: v for k, v in asdict(record).items() if k not in ("train", "evaluation", "robustness")}
+    summary["success_rate"] = record.success_rate
+    summary["train"] = {k: v for k, v in asdict(record.train).items() if k != "evals"}
+    print_json(summary)
     return 0

@@ -20,12 +20,15 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from vfmbench.utils.errors import DatasetError
 from vfmbench.utils.io import read_json, write_json_atomic
+
+if TYPE_CHECKING:
+    from vfmbench.tasks.base import TaskSpaces
 
 FORMAT = "vfmbench-episodes"
 VERSION = 1
@@ -147,7 +150,15 @@ class EpisodeDataset:
 
     @property
     def task(self) -> dict[str, Any]:
+        """The task description the data was collected with (`Task.describe`)."""
         return self.header["task"]
+
+    @property
+    def spaces(self) -> "TaskSpaces":
+        """Sizes of the task's observations and actions, as recorded in the manifest."""
+        from vfmbench.tasks.base import TaskSpaces
+
+        return TaskSpaces.from_description(self.task, source=str(self.root / MANIFEST))
 
     @property
     def n_frames(self) -> int:

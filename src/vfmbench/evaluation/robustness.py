@@ -13,12 +13,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from vfmbench.evaluation.rollout import EVAL_SEED_BASE, EvalResult, evaluate
 from vfmbench.tasks import TaskConfig
 from vfmbench.tasks.shifts import get_shift_spec
-from vfmbench.training.agent import Agent
+from vfmbench.agents import Agent
 
 ALL_SHIFTS = ("none", "distractor", "color_easy", "color_hard", "video_easy", "video_hard")
 
@@ -72,12 +71,13 @@ def evaluate_shifts(
     episodes: int = 20,
     seed: int = EVAL_SEED_BASE,
     n_envs: int = 10,
-    device: str | torch.device = "cpu",
     progress: bool = True,
+    clean: EvalResult | None = None,
 ) -> RobustnessReport:
     """Evaluate `agent` on `task` under ``none`` and each of `shifts` with the same seeds.
 
     `shift_options` maps a shift name to its options (e.g. ``{"distractor": {"count": 3}}``).
+    `clean`: an evaluation under ``none`` on the same seeds already made (it is reused).
     Returns success rates and the paired drop against ``none`` for every shift.
     """
     options = {name: dict(opts) for name, opts in (shift_options or {}).items()}
@@ -85,11 +85,16 @@ def evaluate_shifts(
     for name in [*order, *options]:
         get_shift_spec(name)  # unknown names fail before any rollout
     results: dict[str, EvalResult] = {}
+    if clean is not None:
+        if clean.shift != "none" or clean.seeds != [seed + i for i in range(episodes)]:
+            raise ValueError("the clean evaluation passed to evaluate_shifts must use shift none and the same seeds")
+        results["none"] = clean
     for name in order:
-        results[name] = evaluate(
-            agent, task, task_config, episodes=episodes, seed=seed, n_envs=n_envs, device=device,
-            progress=progress, shift=name, shift_options=options.get(name),
-        )
+        if name not in results:
+            results[name] = evaluate(
+                agent, task, task_config, episodes=episodes, seed=seed, n_envs=n_envs,
+                progress=progress, shift=name, shift_options=options.get(name),
+            )
     clean = np.asarray(results["none"].successes, float)
     rows = []
     for name, res in results.items():

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vfmbench.tasks import Task, TaskConfig, make_task
-from vfmbench.training.agent import Agent
+from vfmbench.agents import Agent
 from vfmbench.utils.config import from_dict
 from vfmbench.utils.errors import ConfigError
 
@@ -24,21 +24,25 @@ EVAL_SEED_BASE = 1_000_000
 
 @dataclass
 class EvalResult:
+    """Outcome of `evaluate`: per-episode success and return on the seeds it used."""
+
     success_rate: float  # success at the final step (the standard Fetch metric)
     success_any_rate: float  # success at any step
     episodes: int
     seeds: list[int]
     successes: list[bool]
     seconds: float
+    returns: list[float] = field(default_factory=list)  # sum of the task's rewards per episode
+    shift: str = "none"
+    shift_options: dict[str, Any] = field(default_factory=dict)
     video: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _stack(obs: list[dict[str, np.ndarray]], key: str, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.stack([o[key] for o in obs])).to(device)
 
 
 @torch.inference_mode()
@@ -49,21 +53,21 @@ def evaluate(
     episodes: int = 20,
     seed: int = EVAL_SEED_BASE,
     n_envs: int = 10,
-    device: str | torch.device = "cpu",
     video: str | Path | None = None,
     progress: bool = True,
     envs: list[Task] | None = None,
     shift: str | None = None,
     shift_options: dict[str, Any] | None = None,
 ) -> EvalResult:
-    """Roll out `agent` for `episodes` episodes with seeds ``seed, seed+1, ...``.
+    """Roll out `agent` for `episodes` episodes with seeds ``seed, seed+1, ...``, `n_envs`
+    task instances in lockstep, the agent acting on all of them in one batched call on the
+    device its parameters are on.
 
     `video` writes a GIF of the first batch (up to 4 environments side by side). Pass `envs`
     to reuse task instances across calls (they must match `task`/`task_config`). `shift` (with
     `shift_options`) evaluates under a robustness shift instead of `task_config.shift`.
     """
-    device = torch.device(device)
-    agent = agent.to(device).eval()
+    agent = agent.eval()
     if isinstance(task_config, TaskConfig):
         cfg = task_config
     else:
@@ -80,13 +84,11 @@ def evaluate(
             f"the envs passed to evaluate run shift {envs[0].config.shift!r} but {cfg.shift!r} was asked for; "
             "pass envs made with that shift or none"
         )
-    goal = envs[0].config.goal_conditioned
-    key = agent.input_key
-    policy = agent.policy
-    history = policy.history
+    keys = agent.observation_keys
     seeds = [seed + i for i in range(episodes)]
     successes: list[bool] = []
     any_successes: list[bool] = []
+    returns: list[float] = []
     frames: list[np.ndarray] = []
     t0 = time.time()
     label = task if cfg.shift == "none" else f"{task} [{cfg.shift}]"
@@ -97,42 +99,27 @@ def evaluate(
             active = envs[: len(batch_seeds)]
             obs = [env.reset(s) for env, s in zip(active, batch_seeds)]
             b = len(active)
-            policy.reset(b)
-            feats = agent.encode(_stack(obs, key, device))
-            prop = agent.proprio_norm(_stack(obs, "proprio", device).float())
-            hist_f = feats[:, None].repeat(1, history, 1)
-            hist_p = prop[:, None].repeat(1, history, 1)
-            goal_f = agent.encode(_stack(obs, "goal_" + key, device)) if goal else None
-            queue: torch.Tensor | None = None
-            qi = 0
+            agent.reset(b)
             done_any = np.zeros(b, bool)
             last = np.zeros(b, bool)
+            total = np.zeros(b)
             record = video is not None and start == 0
             for _ in range(active[0].max_episode_steps):
                 if record:
                     frames.append(np.concatenate([o["pixels"] for o in obs[:4]], axis=1))
-                if queue is None or qi >= queue.shape[1]:
-                    inp = {"features": hist_f, "proprio": hist_p}
-                    if goal_f is not None:
-                        inp["goal"] = goal_f
-                    queue = policy.act(inp).float().cpu()
-                    qi = 0
-                actions = queue[:, qi].numpy()
-                qi += 1
+                actions = agent.act({k: np.stack([o[k] for o in obs]) for k in keys})
                 steps = [env.step(a) for env, a in zip(active, actions)]
                 obs = [s.observation for s in steps]
                 last = np.array([s.success for s in steps])
+                total += [s.reward for s in steps]
                 done_any |= last
-                feats = agent.encode(_stack(obs, key, device))
-                prop = agent.proprio_norm(_stack(obs, "proprio", device).float())
-                hist_f = torch.cat([hist_f[:, 1:], feats[:, None]], 1)
-                hist_p = torch.cat([hist_p[:, 1:], prop[:, None]], 1)
                 if all(s.done for s in steps):
                     break
             if record:
                 frames.append(np.concatenate([o["pixels"] for o in obs[:4]], axis=1))
             successes += last.tolist()
             any_successes += done_any.tolist()
+            returns += total.tolist()
             bar.update(b)
     finally:
         bar.close()
@@ -153,6 +140,8 @@ def evaluate(
         seeds=seeds,
         successes=[bool(s) for s in successes],
         seconds=time.time() - t0,
+        returns=returns,
+        shift=cfg.shift,
+        shift_options=dict(cfg.shift_options),
         video=video_path,
-        extra={"shift": cfg.shift, "shift_options": cfg.shift_options},
     )

@@ -1,5 +1,6 @@
-"""`vfmbench demo`: collect expert data, train every encoder over several seeds, evaluate on
-held-out seeds, write ``results.json``, ``report.md`` and a plot.
+"""`vfmbench demo`: collect expert data, then one job (`vfmbench.experiments.job`) per encoder
+and seed: train, evaluate on held-out seeds (and under shifts); write ``results.json``,
+``report.md`` and a plot.
 
 Everything lands in the output folder (``data/``, ``runs/<run>/``); rerunning the same
 command resumes: finished runs are read back, interrupted ones continue from their last
@@ -9,25 +10,23 @@ checkpoint.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from vfmbench.cache import EmbeddingCache
 from vfmbench.data.collection import CollectConfig, collect
 from vfmbench.encoders import get_encoder_spec, list_encoders
-from vfmbench.evaluation import EVAL_SEED_BASE, evaluate
-from vfmbench.reports import summarize, summarize_robustness, write_report
-from vfmbench.tasks import TaskConfig, make_task
-from vfmbench.training import RunSpec, TrainConfig, Trainer
+from vfmbench.experiments.job import EvalSpec, JobSpec, RunRecord, run_job
+from vfmbench.reports.tables import RobustnessRow, SummaryRow, summarize, summarize_robustness, write_report
+from vfmbench.tasks import TaskConfig
+from vfmbench.training import RunSpec, TrainConfig
 from vfmbench.utils.config import from_dict
 from vfmbench.utils.errors import ConfigError
 from vfmbench.utils.io import write_json_atomic
 
-RESULTS_SCHEMA = "vfmbench.results/1"
+RESULTS_SCHEMA = "vfmbench.results/2"
 
 
 @dataclass
@@ -93,100 +92,97 @@ def _encoders(config: DemoConfig) -> list[str]:
     return names
 
 
-def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=print) -> dict[str, Any]:
-    """Run the grid into `out`; returns the results document also written to ``out/results.json``."""
+@dataclass
+class DatasetInfo:
+    """The demo's training data."""
+
+    path: str  # relative to the demo folder
+    episodes: int
+    frames: int
+    fingerprint: str
+
+
+@dataclass
+class DemoResults:
+    """``results.json`` of a demo (schema `RESULTS_SCHEMA`, documented in docs/results.md)."""
+
+    schema: str
+    created: str
+    seconds: float
+    config: DemoConfig
+    dataset: DatasetInfo
+    records: list[RunRecord]
+    summary: list[SummaryRow]
+    robustness_summary: list[RobustnessRow]
+
+
+def demo_jobs(config: DemoConfig, out: Path, dataset: Path) -> list[JobSpec]:
+    """The demo's grid as jobs: every encoder x seed, with the budget of its encoder kind."""
+    jobs = []
+    for encoder in _encoders(config):
+        trainable = get_encoder_spec(encoder).trainable
+        for seed in config.seeds:
+            train = copy.deepcopy(config.train)
+            mcfg = dict(config.method_config)
+            if trainable:
+                train.steps = config.trainable_steps or train.steps
+                mcfg = {**mcfg, **config.trainable_method_config}
+            train.eval_episodes = config.eval_episodes
+            run = RunSpec(task=config.task, encoder=encoder, method=config.method, seed=seed, method_config=mcfg,
+                          train=train)
+            jobs.append(JobSpec(
+                run=run, out=str(out / "runs" / f"{config.method}_{encoder}_s{seed}"), dataset=str(dataset),
+                eval=EvalSpec(episodes=config.eval_episodes, envs=min(10, config.eval_episodes),
+                              robustness=list(config.shifts)),
+                cache_dir=config.cache_dir,
+            ))
+    return jobs
+
+
+def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=print) -> DemoResults:
+    """Run the grid into `out`; returns the results also written to ``out/results.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     write_json_atomic(out / "demo_config.json", asdict(config))
-    encoders = _encoders(config)
-    log(f"[demo] task {config.task}, method {config.method}, encoders {', '.join(encoders)}, seeds {config.seeds}")
+    data_dir = out / "data" / config.task
+    jobs = demo_jobs(config, out, data_dir)
+    log(f"[demo] task {config.task}, method {config.method}, encoders {', '.join(_encoders(config))}, "
+        f"seeds {config.seeds}")
     dataset = collect(
         CollectConfig(task=config.task, episodes=config.episodes, seed=0, action_noise=config.action_noise,
                       task_config=config.task_config),
-        out / "data" / config.task,
+        data_dir,
         progress=progress,
     )
     log(f"[demo] dataset: {dataset.num_episodes} expert episodes, {dataset.n_frames} frames "
         f"(expert success {dataset.manifest.get('expert_success_rate', 1.0):.2f})")
-    cache = EmbeddingCache(config.cache_dir)
-    eval_envs = [make_task(config.task, config.task_config) for _ in range(min(10, config.eval_episodes))]
-    records: list[dict[str, Any]] = []
-    robustness: list[dict[str, Any]] = []
-    try:
-        for encoder in encoders:
-            trainable = get_encoder_spec(encoder).trainable
-            for seed in config.seeds:
-                train = copy.deepcopy(config.train)
-                mcfg = dict(config.method_config)
-                if trainable:
-                    train.steps = config.trainable_steps or train.steps
-                    mcfg = {**mcfg, **config.trainable_method_config}
-                train.eval_episodes = config.eval_episodes
-                spec = RunSpec(task=config.task, encoder=encoder, method=config.method, seed=seed,
-                               method_config=mcfg, train=train)
-                run_dir = out / "runs" / f"{config.method}_{encoder}_s{seed}"
-
-                def eval_fn(agent, step):
-                    return evaluate(agent, config.task, config.task_config, episodes=config.eval_episodes,
-                                    seed=EVAL_SEED_BASE, device=agent_device(agent), progress=False,
-                                    envs=eval_envs).success_rate
-
-                t = time.time()
-                result = Trainer(spec, dataset, run_dir, cache=cache, progress=progress).run(eval_fn)
-                record = {k: result[k] for k in ("task", "encoder", "encoder_label", "pretrained", "method",
-                                                 "goal_conditioned", "seed", "steps", "success_rate",
-                                                 "train_seconds")}
-                record["eval_episodes"] = config.eval_episodes
-                record["run_dir"] = str(run_dir.relative_to(out))
-                records.append(record)
-                log(f"[demo] {encoder:>18s} seed {seed}: success {record['success_rate']:.2f} "
-                    f"({time.time() - t:.0f}s)")
-                if config.shifts:
-                    robustness += _robustness(config, run_dir, record, progress)
-    finally:
-        for env in eval_envs:
-            env.close()
-    summary = summarize(records)
-    doc = {
-        "schema": RESULTS_SCHEMA,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "seconds": round(time.time() - t0, 1),
-        "config": asdict(config),
-        "dataset": {"path": str((out / "data" / config.task).relative_to(out)), "episodes": dataset.num_episodes,
-                    "frames": dataset.n_frames, "fingerprint": dataset.fingerprint()},
-        "records": records,
-        "summary": summary,
-        "robustness": robustness,
-        "robustness_summary": summarize_robustness(robustness),
-    }
-    write_json_atomic(out / "results.json", doc)
+    records: list[RunRecord] = []
+    for job in jobs:
+        t = time.time()
+        record = run_job(dataclasses.replace(job, progress=progress))
+        record.run_dir = str(Path(record.run_dir).relative_to(out))
+        records.append(record)
+        log(f"[demo] {record.encoder:>18s} seed {record.seed}: success {record.success_rate:.2f} "
+            f"({time.time() - t:.0f}s)")
+    doc = DemoResults(
+        schema=RESULTS_SCHEMA,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        seconds=round(time.time() - t0, 1),
+        config=config,
+        dataset=DatasetInfo(str(data_dir.relative_to(out)), dataset.num_episodes, dataset.n_frames,
+                            dataset.fingerprint()),
+        records=records,
+        summary=summarize(records),
+        robustness_summary=summarize_robustness(records),
+    )
+    write_json_atomic(out / "results.json", asdict(doc))
     write_report(doc, out)
     return doc
 
 
-def _robustness(config: DemoConfig, run_dir: Path, record: dict[str, Any], progress: bool) -> list[dict[str, Any]]:
-    """The run's final policy under the clean task and each shift (same seeds); one row per shift."""
-    from vfmbench.evaluation.robustness import evaluate_shifts
-    from vfmbench.training import load_agent
+def read_results(path: str | Path) -> DemoResults:
+    """A demo's ``results.json`` as typed records (errors name the file and the key)."""
     from vfmbench.utils.io import read_json
 
-    cached = run_dir / "robustness.json"
-    if cached.exists() and read_json(cached).get("shifts") == config.shifts:
-        return read_json(cached)["rows"]
-    agent, _ = load_agent(run_dir)
-    report = evaluate_shifts(agent, config.task, config.task_config, config.shifts,
-                             episodes=config.eval_episodes, progress=progress)
-    rows = [{"task": config.task, "encoder": record["encoder"], "encoder_label": record["encoder_label"],
-             "method": record["method"], "seed": record["seed"], "shift": r.shift,
-             "success_rate": r.success_rate, "drop": r.drop, "drop_se": r.drop_se, "episodes": r.episodes}
-            for r in report.results]
-    write_json_atomic(cached, {"shifts": config.shifts, "rows": rows})
-    return rows
-
-
-def agent_device(agent: torch.nn.Module) -> torch.device:
-    try:
-        return next(agent.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
+    return from_dict(DemoResults, read_json(Path(path)), source=str(path))

@@ -2,9 +2,15 @@
 
 from vfmbench.tasks import fetch as _fetch  # noqa: F401  (registers the Fetch tasks)
 from vfmbench.tasks._registry import TASKS, TaskSpec, get_task_spec, list_tasks, make_task, register_task
-from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig
+from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig, TaskSpaces, WrapperConfig
+from vfmbench.tasks.wrappers import WRAPPERS, ObservationWrapper, WrapperSpec
 
 __all__ = [
+    "WRAPPERS",
+    "ObservationWrapper",
+    "TaskSpaces",
+    "WrapperConfig",
+    "WrapperSpec",
     "TASKS",
     "CameraConfig",
     "Observation",

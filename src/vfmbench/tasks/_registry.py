@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from vfmbench.registry import Registry
 from vfmbench.tasks.base import Task, TaskConfig
+from vfmbench.tasks.wrappers import apply_wrappers
 from vfmbench.utils.config import from_dict
 
 
@@ -29,7 +30,12 @@ get_task_spec = TASKS.get
 
 
 def make_task(name: str, config: TaskConfig | dict[str, Any] | None = None, **overrides: Any) -> Task:
-    """Create task `name`; `config` and keyword overrides are TaskConfig fields."""
+    """Create task `name` with the observation wrappers its config names: the one function that
+    builds tasks (collection, evaluation, robustness, the demo and the CLI all call it).
+
+    `config` and keyword overrides are TaskConfig fields; unknown keys, bad values and unknown
+    task or wrapper names raise `ConfigError` / `UnknownNameError`.
+    """
     spec = get_task_spec(name)
     if isinstance(config, TaskConfig):
         data = {k: getattr(config, k) for k in TaskConfig.__dataclass_fields__}
@@ -37,4 +43,9 @@ def make_task(name: str, config: TaskConfig | dict[str, Any] | None = None, **ov
         data = dict(config or {})
     data.update(overrides)
     cfg = from_dict(TaskConfig, data, source=f"task {name!r} config")
-    return spec.factory(cfg)
+    task = spec.factory(cfg)
+    try:
+        return apply_wrappers(task, cfg.wrappers)
+    except BaseException:
+        task.close()
+        raise

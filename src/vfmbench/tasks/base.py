@@ -10,7 +10,10 @@ A `Task` is one environment instance. Observations are dicts of NumPy arrays:
   when ``TaskConfig.masks`` is set
 
 ``TaskConfig.shift`` renders the task under a robustness shift (``vfmbench shifts list``);
-`Task.mask` gives ground-truth masks of the task-relevant parts of the current frame.
+`Task.mask` gives ground-truth masks of the task-relevant parts of the current frame;
+``TaskConfig.wrappers`` lists observation wrappers (`vfmbench.tasks.wrappers`) that
+`make_task` applies on top of the task. `Task.spaces` is the typed description of what a
+policy sees and does (`TaskSpaces`); datasets store it in their manifest.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from vfmbench.utils.errors import ConfigError
 
 Observation = dict[str, np.ndarray]
 
@@ -36,6 +41,14 @@ class CameraConfig:
 
 
 @dataclass
+class WrapperConfig:
+    """An observation wrapper (`vfmbench tasks wrappers`) and its options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class TaskConfig:
     """Options every pixel task accepts; task families add defaults for `camera` and `proprio`."""
 
@@ -48,21 +61,65 @@ class TaskConfig:
     shift_options: dict[str, Any] = field(default_factory=dict)  # that shift's options
     mask_groups: list[str] | None = None  # task-relevant parts in `Task.mask`; None: the task's default
     masks: bool = False  # observations carry "mask" (and "goal_mask") of those parts
+    reward: Literal["sparse", "dense"] = "sparse"  # reward of families that offer both (Fetch)
+    wrappers: list[WrapperConfig] = field(default_factory=list)  # applied in order by make_task
 
     def validate(self) -> None:
         from vfmbench.tasks.shifts import validate_shift
-        from vfmbench.utils.errors import ConfigError
 
         if not 16 <= self.resolution <= 1024:
             raise ConfigError(f"resolution must be between 16 and 1024 pixels, got {self.resolution}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps must be positive, got {self.max_episode_steps}")
         validate_shift(self.shift, self.shift_options)
+        from vfmbench.tasks.wrappers import validate_wrapper
+
+        for wrapper in self.wrappers:
+            validate_wrapper(wrapper)
+
+
+@dataclass(frozen=True)
+class TaskSpaces:
+    """What a policy sees and does on a task: the sizes agents and policies are built from.
+
+    ``image_shape`` is ``(H, W, C)`` of ``pixels`` (uint8); ``state_dim`` / ``proprio_dim`` are the
+    widths of the float32 ``state`` / ``proprio`` vectors (``proprio_dim`` may be 0);
+    ``action_dim`` the width of actions in [-1, 1]; ``goal_conditioned``: observations carry
+    ``goal_pixels`` / ``goal_state``.
+    """
+
+    action_dim: int
+    state_dim: int
+    proprio_dim: int
+    image_shape: tuple[int, int, int] | None = None  # None: the task renders no pixels
+    goal_conditioned: bool = False
+
+    def vector_dim(self, key: str) -> int:
+        """Width of the vector observation `key` ("state" or "proprio")."""
+        dims = {"state": self.state_dim, "proprio": self.proprio_dim}
+        if key not in dims:
+            raise ConfigError(f"observation {key!r} is not a vector; vector observations: {', '.join(dims)}")
+        return dims[key]
+
+    @classmethod
+    def from_description(cls, task: dict[str, Any], source: str = "task description") -> "TaskSpaces":
+        """The spaces recorded in a dataset manifest's or run's task description (`Task.describe`)."""
+        try:
+            res = task.get("resolution")
+            return cls(action_dim=int(task["action_dim"]), state_dim=int(task["state_dim"]),
+                       proprio_dim=int(task["proprio_dim"]), image_shape=None if res is None else (res, res, 3),
+                       goal_conditioned=bool(task.get("goal_conditioned", False)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{source} lacks the task's sizes ({exc!r}); it was not written by vfmbench") from None
 
 
 @dataclass
 class StepResult:
+    """One step: the next observation, the environment's own reward, success at this step, and
+    ``done`` once the episode's time limit is reached."""
+
     observation: Observation
+    reward: float
     success: bool
     done: bool
     info: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +155,12 @@ class Task(ABC):
         """Ground-truth mask of task-relevant parts (`groups`; None: the configured ones) in the
         current frame, aligned with `render`: bool ``[H, W]``."""
         raise NotImplementedError(f"task {self.name!r} provides no ground-truth masks")
+
+    @property
+    def spaces(self) -> TaskSpaces:
+        """Sizes of observations and actions (`TaskSpaces`)."""
+        r = self.config.resolution
+        return TaskSpaces(self.action_dim, self.state_dim, self.proprio_dim, (r, r, 3), self.config.goal_conditioned)
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -8,7 +8,9 @@ it is given to the policy for pick-and-place (and reach, which the paper does no
 default. fetch_reach draws a thin pole from the table to its goal, visual only: from one camera
 a sphere in the air is ambiguous in depth, and pixel policies could not solve the task. Privileged state is the
 environment's observation vector plus the desired goal. Success is the environment's
-``is_success`` at the current step; episodes last 50 steps.
+``is_success`` at the current step; episodes last 50 steps. The reward is the environment's:
+sparse (0 at the goal, -1 elsewhere) by default, or dense (minus the distance to the goal) with
+``TaskConfig.reward = "dense"``.
 
 Shifts (``TaskConfig.shift``) see the floor below the table as backdrop and the table as the
 surface; distractors stand on the table top. Ground-truth mask groups: ``object``, ``gripper``
@@ -100,7 +102,7 @@ class FetchTask(Task):
         self.variant = variant
         self.config = config
         self._expert = expert
-        self._env = _import_fetch_classes()[variant](reward_type="sparse")
+        self._env = _import_fetch_classes()[variant](reward_type=config.reward)
         self._model, self._data = self._env.model, self._env.data
         self.camera = config.camera or FETCH_CAMERA
         self.goal_pole = variant == "reach"  # goals in the air: draw a pole down to the table
@@ -238,10 +240,10 @@ class FetchTask(Task):
         if self._raw is None:
             raise RuntimeError(f"{self.name}: call reset() before step()")
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
-        self._raw, _, _, _, info = self._env.step(action)
+        self._raw, reward, _, _, info = self._env.step(action)
         self._t += 1
         success = bool(info["is_success"])
-        return StepResult(self._observation(), success, self._t >= self.max_episode_steps, {})
+        return StepResult(self._observation(), float(reward), success, self._t >= self.max_episode_steps, {})
 
     def is_success(self) -> bool:
         assert self._raw is not None
@@ -285,6 +287,7 @@ class FetchTask(Task):
             "proprio": self.use_proprio,
             "goal_pole": self.goal_pole,
             "max_episode_steps": self.max_episode_steps,
+            "reward": self.config.reward,
             "shift": self._view.shift.describe(),
             "mask_groups": list(self.mask_groups),
             "action_dim": self.action_dim,

@@ -1,6 +1,18 @@
-"""One generic trainer, checkpoints (safetensors + JSON) and the agent bundle."""
+"""One generic trainer, checkpoints (safetensors + JSON) and training records."""
 
-from vfmbench.training.agent import Agent, Normalizer
-from vfmbench.training.trainer import RunSpec, TrainConfig, Trainer, build_agent, load_agent
+from vfmbench.training.trainer import (
+    TRAIN_SCHEMA,
+    EvalPoint,
+    RunSpec,
+    TrainConfig,
+    Trainer,
+    TrainRecord,
+    build_agent,
+    load_agent,
+    read_run_config,
+    read_train_record,
+    resolve_device,
+)
 
-__all__ = ["Agent", "Normalizer", "RunSpec", "TrainConfig", "Trainer", "build_agent", "load_agent"]
+__all__ = ["TRAIN_SCHEMA", "EvalPoint", "RunSpec", "TrainConfig", "TrainRecord", "Trainer", "build_agent", "load_agent",
+           "read_run_config", "read_train_record", "resolve_device"]

@@ -16,20 +16,20 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from vfmbench.agents import Agent, make_agent
 from vfmbench.cache import EmbeddingCache
 from vfmbench.data.episodes import EpisodeDataset
-from vfmbench.encoders import create_encoder, encoder_label
-from vfmbench.encoders.base import Encoder
-from vfmbench.policies import PolicyDims, make_policy, method_config
-from vfmbench.policies.base import MethodConfig, Policy
-from vfmbench.training.agent import Agent
+from vfmbench.encoders import encoder_label
+from vfmbench.encoders.augment import AugmentKind
+from vfmbench.evaluation.rollout import EvalResult
+from vfmbench.policies.base import Policy
+from vfmbench.tasks import TaskSpaces
 from vfmbench.training.checkpoint import (
     list_checkpoints,
     load_model_state,
@@ -48,7 +48,7 @@ class TrainConfig:
     """How to train (the method's own options, e.g. lr and batch size, live in its config)."""
 
     steps: int = 2000
-    augment: Literal["shift", "crop", "none"] = "shift"  # trainable encoders only
+    augment: AugmentKind = "shift"  # trainable encoders only
     shift_pad: int = 4  # random shift: pad by this many pixels and crop back (DrQ)
     crop_size: int = 76  # random crop size (paper 001); evaluation uses the centre crop
     checkpoint_every: int = 500
@@ -87,78 +87,48 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class _Augment(torch.nn.Module):
-    """Random shift (pad + random crop back to size) or random crop; centre crop at eval."""
-
-    def __init__(self, kind: str, pad: int, crop: int):
-        super().__init__()
-        self.kind, self.pad, self.crop = kind, pad, crop
-
-    def forward(self, x: torch.Tensor, train: bool) -> torch.Tensor:  # x: uint8 [B, H, W, 3]
-        if self.kind == "none":
-            return x
-        b, h, w, _ = x.shape
-        if self.kind == "crop":
-            c = self.crop
-            if train:
-                top = torch.randint(0, h - c + 1, (b,), device=x.device)
-                left = torch.randint(0, w - c + 1, (b,), device=x.device)
-            else:
-                top = torch.full((b,), (h - c) // 2, device=x.device)
-                left = torch.full((b,), (w - c) // 2, device=x.device)
-            return _gather_crops(x, top, left, c, c)
-        if not train:
-            return x
-        p = self.pad
-        padded = F.pad(x.permute(0, 3, 1, 2).float(), (p, p, p, p), mode="replicate").permute(0, 2, 3, 1)
-        top = torch.randint(0, 2 * p + 1, (b,), device=x.device)
-        left = torch.randint(0, 2 * p + 1, (b,), device=x.device)
-        return _gather_crops(padded, top, left, h, w).to(torch.uint8)
+def build_agent(spec: RunSpec, spaces: TaskSpaces) -> Agent:
+    """The untrained agent of `spec` for a task with `spaces`."""
+    t = spec.train
+    return make_agent(spec.encoder, spec.method, spaces, pretrained=spec.pretrained,
+                      encoder_options=spec.encoder_options, method_config_data=spec.method_config,
+                      augment=t.augment, shift_pad=t.shift_pad, crop_size=t.crop_size)
 
 
-def _gather_crops(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    rows = (top[:, None] + torch.arange(h, device=x.device)[None])  # [B, h]
-    cols = (left[:, None] + torch.arange(w, device=x.device)[None])  # [B, w]
-    bidx = torch.arange(x.shape[0], device=x.device)[:, None, None]
-    return x[bidx, rows[:, :, None], cols[:, None, :]]
+@dataclass
+class EvalPoint:
+    """Success (and mean return) of the policy at one training step."""
+
+    step: int
+    success_rate: float
+    mean_return: float | None = None
 
 
-class AugmentedEncoder(Encoder):
-    """Wraps a trainable encoder with its training augmentation (crop applies at eval too)."""
+@dataclass
+class TrainRecord:
+    """What training produced (``result.json`` of a run folder, schema `TRAIN_SCHEMA`)."""
 
-    def __init__(self, inner: Encoder, augment: _Augment):
-        super().__init__()
-        self.inner, self.augment = inner, augment
-        for attr in ("name", "family", "embed_dim", "trainable", "pretrained", "input_key", "weights_id", "preprocessing"):
-            setattr(self, attr, getattr(inner, attr))
+    schema: str
+    encoder_label: str  # the encoder's name, "(random)" for a pretrained model with random weights
+    pretrained: bool
+    goal_conditioned: bool
+    steps: int
+    batch_size: int
+    augment: str  # the augmentation of a jointly trained encoder; "cached" for frozen ones
+    evals: list[EvalPoint]
+    best_k: int
+    best_k_mean_success: float | None
+    train_seconds: float
+    prepare_seconds: float
+    device: str
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.inner(self.augment(images, self.training))
-
-    def spatial_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.inner.spatial_features(self.augment(images, False))
+    @property
+    def final_success(self) -> float | None:
+        return self.evals[-1].success_rate if self.evals else None
 
 
-def build_agent(spec: RunSpec, dataset_task: dict[str, Any]) -> tuple[Agent, MethodConfig]:
-    """The untrained agent for `spec` on a task described by a dataset manifest."""
-    mcfg = method_config(spec.method, spec.method_config, source="method_config")
-    kwargs = {"input_dim": dataset_task["state_dim"]} if spec.encoder == "state" else {}
-    encoder = create_encoder(spec.encoder, pretrained=spec.pretrained, **kwargs, **spec.encoder_options)
-    if encoder.trainable:
-        encoder = AugmentedEncoder(encoder, _Augment(spec.train.augment, spec.train.shift_pad, spec.train.crop_size))
-    dims = PolicyDims(
-        feature_dim=encoder.embed_dim,
-        proprio_dim=dataset_task["proprio_dim"],
-        action_dim=dataset_task["action_dim"],
-        goal_conditioned=mcfg.goal_conditioned,
-    )
-    if mcfg.goal_conditioned and not dataset_task.get("goal_conditioned"):
-        raise ConfigError(
-            "method_config.goal_conditioned is true but the dataset has no goal images; "
-            "collect it with task_config.goal_conditioned=true"
-        )
-    policy = make_policy(spec.method, mcfg, dims)
-    return Agent(encoder, policy, dataset_task["proprio_dim"]), mcfg
+TRAIN_SCHEMA = "vfmbench.train/1"
+EvaluateFn = Callable[[Agent, int], EvalResult]
 
 
 class Trainer:
@@ -170,6 +140,7 @@ class Trainer:
         self.cache = cache or EmbeddingCache()
         self.progress = progress
         self.device = resolve_device(spec.train.device)
+        self.final_evaluation: EvalResult | None = None  # the last evaluation `run` made
 
     # -- data ---------------------------------------------------------------------------
     def _windows(self, idx: np.ndarray, offsets: tuple[int, ...], starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -190,13 +161,9 @@ class Trainer:
             if goal:
                 data["goal_raw"] = torch.from_numpy(ds.load("goal_" + key)).to(self.device)
         else:
-            if key == "state":
-                feats = ds.load("state").astype(np.float32)
-                goal_feats = ds.load("goal_state").astype(np.float32) if goal else None
-            else:
-                kw = dict(batch_size=self.spec.train.embed_batch_size, device=self.device, progress=self.progress)
-                feats = self.cache.get_or_compute(agent.encoder, ds, "pixels", **kw)
-                goal_feats = self.cache.get_or_compute(agent.encoder, ds, "goal_pixels", **kw) if goal else None
+            kw = dict(batch_size=self.spec.train.embed_batch_size, device=self.device, progress=self.progress)
+            feats = self.cache.get_or_compute(agent.encoder, ds, key, **kw)
+            goal_feats = self.cache.get_or_compute(agent.encoder, ds, "goal_" + key, **kw) if goal else None
             agent.feature_norm.fit(feats)
             data["features"] = agent.feature_norm(torch.from_numpy(feats).to(self.device))
             if goal_feats is not None:
@@ -228,10 +195,11 @@ class Trainer:
         return batch
 
     # -- loop ---------------------------------------------------------------------------
-    def run(self, evaluate_fn=None) -> dict[str, Any]:
-        """Train (or resume) and return the run's result record.
+    def run(self, evaluate_fn: EvaluateFn | None = None) -> TrainRecord:
+        """Train (or resume) and return the run's `TrainRecord` (also written to ``result.json``).
 
-        evaluate_fn(agent, step) -> success rate, called every `eval_every` steps and at the end.
+        evaluate_fn(agent, step) -> EvalResult, called every `train.eval_every` steps and after the
+        last step; the last result is kept in `final_evaluation`. A finished run is read back.
         """
         spec, cfg = self.spec, self.spec.train
         result_path = self.run_dir / "result.json"
@@ -243,18 +211,19 @@ class Trainer:
             if old["spec"] != json.loads(json.dumps(config_record["spec"])) or old["dataset_fingerprint"] != config_record["dataset_fingerprint"]:
                 raise VfmbenchError(f"{self.run_dir} holds a run with another configuration or dataset; use another run folder")
             if result_path.exists():
-                return read_json(result_path)
+                return read_train_record(self.run_dir)
         else:
             write_json_atomic(config_path, config_record)
 
         seed_everything(spec.seed)
-        agent, mcfg = build_agent(spec, self.dataset.task)
+        agent = build_agent(spec, self.dataset.spaces)
         agent.to(self.device)
         label = encoder_label(agent.encoder)
         t_prep = time.time()
         data = self._prepare(agent)
         prep_seconds = time.time() - t_prep
         policy: Policy = agent.policy
+        batch_size = policy.config.batch_size
         enc_params = list(agent.encoder.parameters()) if agent.encoder.trainable else []
         optimizers = policy.configure_optimizers(enc_params)
         start_step, evals = 0, []
@@ -262,7 +231,7 @@ class Trainer:
         if ckpts:
             agent.load_state_dict(load_model_state(ckpts[-1]), strict=False)
             state = load_training_state(ckpts[-1], optimizers)
-            start_step, evals = state["step"], state.get("evals", [])
+            start_step, evals = state["step"], [EvalPoint(**e) for e in state.get("evals", [])]
         rng = np.random.default_rng([spec.seed, start_step])
         metrics_file = open(self.run_dir / "metrics.jsonl", "a")
         bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {spec.method}/{label} seed {spec.seed}",
@@ -272,7 +241,7 @@ class Trainer:
         try:
             agent.train()
             for step in range(start_step + 1, cfg.steps + 1):
-                batch = self._batch(agent, data, rng, mcfg.batch_size)
+                batch = self._batch(agent, data, rng, batch_size)
                 metrics = policy.update(batch, optimizers, step)
                 for k, v in metrics.items():
                     running[k] = running.get(k, 0.0) + v
@@ -287,56 +256,71 @@ class Trainer:
                 do_eval = evaluate_fn is not None and (step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0))
                 if do_eval:
                     agent.eval()
-                    evals.append({"step": step, "success_rate": float(evaluate_fn(agent, step))})
+                    result = evaluate_fn(agent, step)
+                    self.final_evaluation = result
+                    evals.append(EvalPoint(step, result.success_rate, result.mean_return))
                     agent.train()
                 if do_eval or step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers, {"evals": evals})
+                    save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers,
+                                    {"evals": [asdict(e) for e in evals]})
                     self._prune(evals)
         finally:
             bar.close()
             metrics_file.close()
-        train_seconds = time.time() - t0
-        best = sorted((e["success_rate"] for e in evals), reverse=True)[: cfg.best_k]
-        result = {
-            "task": spec.task,
-            "encoder": spec.encoder,
-            "encoder_label": label,
-            "pretrained": bool(agent.encoder.pretrained),
-            "method": spec.method,
-            "goal_conditioned": mcfg.goal_conditioned,
-            "seed": spec.seed,
-            "steps": cfg.steps,
-            "success_rate": evals[-1]["success_rate"] if evals else None,
-            f"best{cfg.best_k}_mean_success": float(np.mean(best)) if best else None,
-            "evals": evals,
-            "train_seconds": round(train_seconds, 2),
-            "prepare_seconds": round(prep_seconds, 2),
-            "run_dir": str(self.run_dir),
-        }
-        write_json_atomic(result_path, result)
-        return result
+        best = sorted((e.success_rate for e in evals), reverse=True)[: cfg.best_k]
+        record = TrainRecord(
+            schema=TRAIN_SCHEMA,
+            encoder_label=label,
+            pretrained=bool(agent.encoder.pretrained),
+            goal_conditioned=policy.dims.goal_conditioned,
+            steps=cfg.steps,
+            batch_size=batch_size,
+            augment=cfg.augment if agent.encoder.trainable else "cached",
+            evals=evals,
+            best_k=cfg.best_k,
+            best_k_mean_success=float(np.mean(best)) if best else None,
+            train_seconds=round(time.time() - t0, 2),
+            prepare_seconds=round(prep_seconds, 2),
+            device=str(self.device),
+        )
+        write_json_atomic(result_path, asdict(record))
+        return record
 
-    def _prune(self, evals: list[dict[str, Any]]) -> None:
+    def _prune(self, evals: list[EvalPoint]) -> None:
         ckpts = list_checkpoints(self.run_dir)
         keep = {ckpts[-1]} if ckpts else set()
-        best_steps = {e["step"] for e in sorted(evals, key=lambda e: -e["success_rate"])[: self.spec.train.best_k]}
+        best_steps = {e.step for e in sorted(evals, key=lambda e: -e.success_rate)[: self.spec.train.best_k]}
         keep |= {c for c in ckpts if int(c.name.split("_")[1]) in best_steps}
         prune_checkpoints(self.run_dir, keep)
 
 
-def load_agent(run_dir: str | Path, step: int | None = None) -> tuple[Agent, dict[str, Any]]:
-    """Rebuild the agent of a run from its config and a checkpoint (the latest by default)."""
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's ``config.json``: its spec, dataset, task description and task config."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
         raise VfmbenchError(f"{run_dir} is not a training run (no config.json)")
-    record = read_json(run_dir / "config.json")
-    spec_d = record["spec"]
-    spec = from_dict(RunSpec, spec_d, source=str(run_dir / "config.json"))
-    agent, _ = build_agent(spec, record["task"])
+    return read_json(run_dir / "config.json")
+
+
+def read_train_record(run_dir: str | Path) -> TrainRecord:
+    """The `TrainRecord` of a finished run (its ``result.json``)."""
+    path = Path(run_dir) / "result.json"
+    if not path.exists():
+        raise VfmbenchError(f"{run_dir} has not finished training (no result.json); rerun its train command")
+    return from_dict(TrainRecord, read_json(path), source=str(path))
+
+
+def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> tuple[Agent, dict[str, Any]]:
+    """Rebuild the agent of a run from its config and a checkpoint (the latest by default), on
+    `device` ("auto": the GPU when there is one), in eval mode; returns it and ``config.json``."""
+    run_dir = Path(run_dir)
+    record = read_run_config(run_dir)
+    spec = from_dict(RunSpec, record["spec"], source=str(run_dir / "config.json"))
+    agent = build_agent(spec, TaskSpaces.from_description(record["task"], source=str(run_dir / "config.json")))
     ckpts = list_checkpoints(run_dir)
     if step is not None:
         ckpts = [c for c in ckpts if int(c.name.split("_")[1]) == step]
     if not ckpts:
         raise VfmbenchError(f"{run_dir} has no checkpoint{'' if step is None else f' for step {step}'}")
     agent.load_state_dict(load_model_state(ckpts[-1]), strict=False)
-    return agent.eval(), record
+    return agent.to(resolve_device(device)).eval(), record

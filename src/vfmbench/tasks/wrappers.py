@@ -1,0 +1,138 @@
+"""Observation wrappers: a task seen through a transformation of its observations.
+
+A wrapper is itself a `Task`: it forwards everything to the task it wraps and passes every
+observation (from `reset` and `step`) through `observation`. Wrappers are named in
+``TaskConfig.wrappers`` and applied in order by `vfmbench.tasks.make_task`, the one function
+that builds tasks, so collection, training data, evaluation and robustness all see the same
+observations. A wrapper that changes shapes overrides `spaces`.
+
+Registered wrappers (`WRAPPERS`, ``vfmbench tasks wrappers``):
+
+- ``gt_mask``: pixels outside the task's ground-truth mask of its task-relevant parts
+  (``TaskConfig.mask_groups``) are set to `fill`: the oracle version of SAM-G's masked
+  observations (paper 002 §4), the upper bound for any segmenter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from vfmbench.registry import Registry
+from vfmbench.tasks.base import Observation, StepResult, Task, TaskSpaces, WrapperConfig
+from vfmbench.utils.config import from_dict
+from vfmbench.utils.errors import ConfigError
+
+
+class ObservationWrapper(Task):
+    """Base class: forwards to `task` and transforms observations with `observation`."""
+
+    def __init__(self, task: Task, config: WrapperConfig):
+        self.task = task
+        self.wrapper_config = config
+
+    def observation(self, obs: Observation) -> Observation:
+        """The wrapped observation; `obs` is the inner task's (do not modify it in place)."""
+        raise NotImplementedError
+
+    # -- the Task contract, forwarded -----------------------------------------------------------
+    def reset(self, seed: int) -> Observation:
+        return self.observation(self.task.reset(seed))
+
+    def step(self, action: np.ndarray) -> StepResult:
+        result = self.task.step(action)
+        return replace(result, observation=self.observation(result.observation))
+
+    def render(self) -> np.ndarray:
+        return self.task.render()
+
+    def expert_action(self) -> np.ndarray:
+        return self.task.expert_action()
+
+    def mask(self, groups: Sequence[str] | None = None) -> np.ndarray:
+        return self.task.mask(groups)
+
+    @property
+    def spaces(self) -> TaskSpaces:
+        return self.task.spaces
+
+    def describe(self) -> dict[str, Any]:
+        inner = self.task.describe()
+        return {**inner, "wrappers": [*inner.get("wrappers", []),
+                                      {"name": self.wrapper_config.name, "options": dict(self.wrapper_config.options)}]}
+
+    def close(self) -> None:
+        self.task.close()
+
+    def __getattr__(self, name: str) -> Any:  # name, config, action_dim, max_episode_steps, ...
+        if name == "task":  # not set yet (during unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.task, name)
+
+
+@dataclass(frozen=True)
+class WrapperSpec:
+    """A registered wrapper: its class and typed options."""
+
+    name: str
+    description: str
+    cls: type[ObservationWrapper]
+    options_cls: type
+
+    def options(self, data: dict[str, Any] | None) -> Any:
+        return from_dict(self.options_cls, data or {}, source=f"wrapper {self.name!r} options")
+
+
+WRAPPERS: Registry[WrapperSpec] = Registry("wrapper")
+
+
+def validate_wrapper(config: WrapperConfig) -> None:
+    """Raise `UnknownNameError` / `ConfigError` if the wrapper or its options are invalid."""
+    WRAPPERS.get(config.name).options(config.options)
+
+
+def apply_wrappers(task: Task, wrappers: Sequence[WrapperConfig]) -> Task:
+    """`task` wrapped by each of `wrappers` in order (the first is innermost)."""
+    for config in wrappers:
+        spec = WRAPPERS.get(config.name)
+        task = spec.cls(task, replace(config, options=dict(config.options)))
+    return task
+
+
+# -- gt_mask ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class GTMaskOptions:
+    fill: int = 0  # value of masked-out pixels (0-255)
+    goal: bool = True  # mask goal images too (needs task_config.masks for their masks)
+
+    def validate(self) -> None:
+        if not 0 <= self.fill <= 255:
+            raise ConfigError(f"wrapper gt_mask: fill must be between 0 and 255, got {self.fill}")
+
+
+class GTMaskWrapper(ObservationWrapper):
+    """``pixels`` (and ``goal_pixels``) outside the ground-truth mask set to `fill`."""
+
+    def __init__(self, task: Task, config: WrapperConfig):
+        super().__init__(task, config)
+        self.opts: GTMaskOptions = WRAPPERS.get(config.name).options(config.options)
+
+    def observation(self, obs: Observation) -> Observation:
+        out = dict(obs)
+        mask = obs["mask"] if "mask" in obs else self.task.mask()
+        out["pixels"] = np.where(mask[..., None], obs["pixels"], np.uint8(self.opts.fill))
+        if self.opts.goal and "goal_pixels" in obs:
+            if "goal_mask" not in obs:
+                raise ConfigError("wrapper gt_mask masks goal images with their ground-truth masks: "
+                                  "set task_config.masks=true (or the wrapper option goal=false)")
+            out["goal_pixels"] = np.where(obs["goal_mask"][..., None], obs["goal_pixels"], np.uint8(self.opts.fill))
+        return out
+
+
+WRAPPERS.register(WrapperSpec("gt_mask", "pixels outside the ground-truth mask of the task-relevant parts "
+                              "set to a fill value (oracle masking, paper 002)", GTMaskWrapper, GTMaskOptions))
