@@ -6,14 +6,13 @@ valid run configs; `vfmbench methods list` names every method."""
 import json
 from typing import Any
 
-import numpy as np
 import pytest
+from toy_tasks import PointReach
+from toy_tasks import collect_point_reach as _collect
 
-from vfmbench.data.episodes import EpisodeWriter
 from vfmbench.evaluation import evaluate
 from vfmbench.policies import list_methods
 from vfmbench.policies.presets import apply_preset, get_preset, list_presets
-from vfmbench.tasks.base import StepResult, Task, TaskConfig
 from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
 from vfmbench.training.checkpoint import list_checkpoints
 from vfmbench.utils.config import from_dict
@@ -38,60 +37,6 @@ STEPS = {"bc": 300, "gaussian_bc": 300, "inverse_iql": 300, "bc_rnn": 300, "dp_c
 # test_policy_diffusion.py
 BOUND = {"dp_conv": 0.3, "dp_transformer": 0.3}
 CLOSED_LOOP = [m if not m.startswith("dp_") else pytest.param(m, marks=pytest.mark.slow) for m in METHODS]
-
-
-class PointReach(Task):
-    """A point in the unit square moves 0.1 x action per step towards a goal; 20 steps."""
-
-    name = "point_reach"
-    action_dim, state_dim, proprio_dim, max_episode_steps = 2, 4, 0, 20
-
-    def __init__(self, goal_conditioned: bool = False):
-        self.config = TaskConfig(goal_conditioned=goal_conditioned)
-
-    def _obs(self) -> dict[str, np.ndarray]:
-        obs = {"state": np.r_[self.p, self.g].astype(np.float32), "proprio": np.zeros(0, np.float32)}
-        if self.config.goal_conditioned:
-            obs["goal_state"] = np.r_[self.g, self.g].astype(np.float32)
-        return obs
-
-    def reset(self, seed: int) -> dict[str, np.ndarray]:
-        rng = np.random.default_rng(seed)
-        self.p, self.g, self.t = rng.uniform(-1, 1, 2), rng.uniform(-1, 1, 2), 0
-        return self._obs()
-
-    def step(self, action: np.ndarray) -> StepResult:
-        self.p = self.p + 0.1 * np.clip(action, -1, 1)
-        self.t += 1
-        d = float(np.linalg.norm(self.p - self.g))
-        return StepResult(self._obs(), -d, d < 0.05, self.t >= self.max_episode_steps)
-
-    def expert_action(self) -> np.ndarray:
-        return np.clip((self.g - self.p) / 0.1, -1, 1).astype(np.float32)
-
-    def render(self) -> np.ndarray:
-        return np.zeros((8, 8, 3), np.uint8)
-
-    def describe(self) -> dict[str, Any]:
-        return {"task": self.name, "state_dim": 4, "proprio_dim": 0, "action_dim": 2,
-                "goal_conditioned": self.config.goal_conditioned}
-
-
-def _collect(root, episodes, goal_conditioned=False):
-    env = PointReach(goal_conditioned)
-    w = EpisodeWriter(root, {"task": env.describe(), "task_config": {"goal_conditioned": goal_conditioned}})
-    for seed in range(episodes):
-        obs = env.reset(seed)
-        frames: dict[str, list] = {"state": [], "actions": [], "proprio": []}
-        for _ in range(env.max_episode_steps):
-            a = env.expert_action()
-            frames["state"].append(obs["state"])
-            frames["actions"].append(a)
-            frames["proprio"].append(obs["proprio"])
-            obs = env.step(a).observation
-        per_episode = {"goal_state": obs["goal_state"]} if goal_conditioned else {}
-        w.append({k: np.stack(v) for k, v in frames.items()}, per_episode, {"seed": seed})
-    return w.finalize()
 
 
 def any_step_success(envs):
