@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tabulate import tabulate
 
-from vfmbench.experiments.job import RunRecord
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # records are read, never built, here
     from vfmbench.experiments.demo import DemoResults
+    from vfmbench.experiments.job import RunRecord
 
 
 @dataclass

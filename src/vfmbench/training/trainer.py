@@ -16,7 +16,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -27,7 +27,6 @@ from vfmbench.cache import EmbeddingCache
 from vfmbench.data.episodes import EpisodeDataset
 from vfmbench.encoders import encoder_label
 from vfmbench.encoders.augment import AugmentKind
-from vfmbench.evaluation.rollout import EvalResult
 from vfmbench.policies.base import Policy
 from vfmbench.tasks import TaskSpaces
 from vfmbench.training.checkpoint import (
@@ -41,6 +40,9 @@ from vfmbench.utils.config import from_dict
 from vfmbench.utils.errors import ConfigError, VfmbenchError
 from vfmbench.utils.io import read_json, write_json_atomic
 from vfmbench.utils.seeding import seed_everything
+
+if TYPE_CHECKING:  # the trainer only reads the results its evaluation callback returns
+    from vfmbench.evaluation.rollout import EvalResult
 
 
 @dataclass
@@ -128,7 +130,7 @@ class TrainRecord:
 
 
 TRAIN_SCHEMA = "vfmbench.train/1"
-EvaluateFn = Callable[[Agent, int], EvalResult]
+EvaluateFn = Callable[[Agent, int], "EvalResult"]
 
 
 class Trainer:
