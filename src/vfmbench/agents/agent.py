@@ -20,20 +20,35 @@ from vfmbench.policies.base import Policy
 
 
 class Normalizer(nn.Module):
-    """``(x - mean) / std`` with statistics fitted on training data; identity until fitted."""
+    """``(x - mean) / std`` with statistics fitted on training data; identity until fitted.
 
-    def __init__(self, dim: int):
+    The per-dimension std has a floor: `floor_ratio` times the mean std over all dimensions (and
+    `eps` absolutely). A nearly constant dimension (a frozen encoder's feature that barely varies
+    on the training frames) is then scaled like a typical one, not divided by ~0, so a change of
+    it under a shift cannot dominate the policy's input by orders of magnitude. Without the floor,
+    features with training std 1e-6 reached 1e5 under video_hard. (robomimic and LeRobot only add
+    a tiny epsilon; Diffusion Policy's normaliser leaves constant dimensions unscaled. The floor
+    relative to the typical scale keeps every dimension within 1/floor_ratio of it.)
+    """
+
+    def __init__(self, dim: int, floor_ratio: float = 0.1, eps: float = 1e-6):
         super().__init__()
+        self.floor_ratio, self.eps = floor_ratio, eps
         self.mean = nn.Buffer(torch.zeros(dim))
         self.std = nn.Buffer(torch.ones(dim))
 
-    def fit(self, x: np.ndarray | torch.Tensor, eps: float = 1e-6) -> "Normalizer":
+    def fit(self, x: np.ndarray | torch.Tensor) -> "Normalizer":
+        """Fit mean and (floored) std to ``x [N, D]``; one sample leaves the std at 1."""
         if self.mean.shape[0] == 0:
             return self
         x = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(-1, self.mean.shape[0])
         if len(x):
             self.mean.copy_(x.mean(0))
-            self.std.copy_(x.std(0, unbiased=False).clamp_min(eps) if len(x) > 1 else torch.ones_like(self.std))
+            if len(x) > 1:
+                std = x.std(0, unbiased=False)
+                self.std.copy_(std.clamp_min(max(self.eps, self.floor_ratio * float(std.mean()))))
+            else:
+                self.std.copy_(torch.ones_like(self.std))
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from vfmbench.agents.agent import Agent
 from vfmbench.encoders import create_encoder, get_encoder_spec
 from vfmbench.encoders.augment import AugmentedEncoder, AugmentKind, make_augmentation
+from vfmbench.encoders.base import Encoder
 from vfmbench.policies import PolicyDims, make_policy, method_config
 from vfmbench.policies.base import MethodConfig
 from vfmbench.tasks import TaskSpaces
@@ -45,7 +48,30 @@ def make_agent(
     input_dim = spaces.vector_dim(spec.input_key) if spec.embed_dim is None else None
     enc = create_encoder(encoder, pretrained=pretrained, input_dim=input_dim, **(encoder_options or {}))
     if enc.trainable:
+        _check_input_size(enc, spaces, augment, crop_size)
         enc = AugmentedEncoder(enc, make_augmentation(augment, shift_pad, crop_size))
     dims = PolicyDims(feature_dim=enc.embed_dim, proprio_dim=spaces.proprio_dim, action_dim=spaces.action_dim,
                       goal_conditioned=mcfg.goal_conditioned)
     return Agent(enc, make_policy(method, mcfg, dims), spaces.proprio_dim)
+
+
+def _check_input_size(encoder: Encoder, spaces: TaskSpaces, augment: AugmentKind, crop_size: int) -> None:
+    """A trainable encoder must accept the frames it will see (after a crop): one forward pass on a
+    blank frame, so that a too-small resolution fails now with a clear error, not mid-training."""
+    if spaces.image_shape is None or encoder.input_key != "pixels":
+        return
+    h, w, c = spaces.image_shape
+    if augment == "crop":
+        if crop_size > min(h, w):
+            raise ConfigError(f"train.crop_size {crop_size} is larger than the task's {h}x{w} frames; "
+                              f"set it to at most {min(h, w)} or use train.augment=shift")
+        h = w = crop_size
+    mode = encoder.training
+    try:
+        with torch.no_grad():
+            encoder.eval()(torch.zeros(1, h, w, c, dtype=torch.uint8))
+    except RuntimeError as exc:
+        raise ConfigError(f"encoder {encoder.name!r} cannot encode {h}x{w} frames ({str(exc).splitlines()[0]}); "
+                          "collect the data at a higher task_config.resolution") from None
+    finally:
+        encoder.train(mode)

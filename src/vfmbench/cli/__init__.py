@@ -4,6 +4,7 @@ which adds its parser and sets ``func`` to a handler taking the parsed args."""
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -11,6 +12,10 @@ from vfmbench.utils.errors import VfmbenchError
 
 # Command modules, in the order `vfmbench --help` lists them.
 COMMAND_MODULES = ["demo", "collect", "train", "evaluate", "tasks", "encoders", "weights", "embed", "shifts", "robustness", "methods"]
+
+
+# Operating-system errors the CLI reports as a message: the disk is full or read-only, a folder is not ours.
+_IO_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +38,13 @@ def app(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except VfmbenchError as exc:
         print(f"vfmbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _IO_ERRORS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"vfmbench: error: {exc.strerror}{where}; finished work is kept: make room or fix the "
+              "permissions, then rerun the same command to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vfmbench: interrupted; finished work is kept and a rerun resumes it", file=sys.stderr)

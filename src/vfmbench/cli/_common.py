@@ -54,6 +54,35 @@ def add_list_command(p: argparse.ArgumentParser, registry: Callable[[], Registry
     return p
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def writable_file(path: str | None) -> None:
+    """Fail now, before any work, if `path` (an output file) cannot be written."""
+    if path is None:
+        return
+    import os
+    from pathlib import Path
+
+    from vfmbench.utils.errors import ConfigError
+
+    parent = Path(path).resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder of {path}: {exc.strerror}") from None
+    if not os.access(parent, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"cannot write {path}: permission denied; choose another output path")
+
+
 def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="YAML", help="a YAML file with config keys (see docs/)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vfmbench.cli._common import positive_int
+
 from vfmbench.cli.shifts import add_shift_args, shift_options
 
 
@@ -11,9 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="roll out a trained run on held-out seeds",
                        description="Load a run's latest (or --step) checkpoint and report its success rate.")
     p.add_argument("--run", required=True, help="run folder written by vfmbench train or demo")
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episodes", type=positive_int, default=50, help="held-out episodes (default 50)")
     p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-    p.add_argument("--envs", type=int, default=10, help="environments stepped in lockstep")
+    p.add_argument("--envs", type=positive_int, default=10, help="environments stepped in lockstep (default 10)")
     p.add_argument("--video", help="write a GIF of the first episodes to this file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -22,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from vfmbench.cli._common import print_json
+    from vfmbench.cli._common import print_json, writable_file
     from vfmbench.experiments.job import EvalSpec, job_for_run, run_job
 
+    writable_file(args.video)
     eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, shift=args.shift or "none",
                          shift_options=shift_options(args.shift_set), video=args.video)
     record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vfmbench.cli._common import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("robustness", help="evaluate a run under several shifts; report the drop against the clean task",
@@ -14,9 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated shifts (vfmbench shifts list); none is always evaluated")
     p.add_argument("--shift-set", dest="shift_set", action="append", default=[], metavar="SHIFT.KEY=VALUE",
                    help="a shift option, e.g. --shift-set distractor.count=3 (repeatable)")
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episodes", type=positive_int, default=50, help="held-out episodes (default 50)")
     p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-    p.add_argument("--envs", type=int, default=10, help="environments stepped in lockstep")
+    p.add_argument("--envs", type=positive_int, default=10, help="environments stepped in lockstep (default 10)")
     p.add_argument("--out", help="also write the report as JSON to this file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -27,13 +29,14 @@ def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from vfmbench.cli._common import print_json, print_table
+    from vfmbench.cli._common import print_json, print_table, writable_file
     from vfmbench.cli.shifts import shift_options
     from vfmbench.evaluation.robustness import RobustnessReport
     from vfmbench.experiments.job import EvalSpec, job_for_run, run_job
     from vfmbench.utils.errors import ConfigError
     from vfmbench.utils.io import write_json_atomic
 
+    writable_file(args.out)
     options = shift_options(args.shift_set)
     for name, value in options.items():
         if not isinstance(value, dict):

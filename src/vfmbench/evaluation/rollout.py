@@ -67,6 +67,8 @@ def evaluate(
     to reuse task instances across calls (they must match `task`/`task_config`). `shift` (with
     `shift_options`) evaluates under a robustness shift instead of `task_config.shift`.
     """
+    if episodes < 1 or n_envs < 1:
+        raise ConfigError(f"evaluation needs at least 1 episode and 1 environment, got {episodes} and {n_envs}")
     agent = agent.eval()
     if isinstance(task_config, TaskConfig):
         cfg = task_config

@@ -56,6 +56,9 @@ class DemoConfig:
             raise ConfigError("encoders: give at least one encoder")
         if not self.seeds:
             raise ConfigError("seeds: give at least one seed")
+        if self.episodes < 1 or self.eval_episodes < 1:
+            raise ConfigError(f"episodes and eval_episodes must be at least 1, got {self.episodes} and "
+                              f"{self.eval_episodes}")
         for name in self.encoders:
             get_encoder_spec(name)  # unknown names list the valid ones
         from vfmbench.policies import method_config

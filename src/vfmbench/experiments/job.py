@@ -41,7 +41,7 @@ class EvalSpec:
     robustness_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # shift -> its options
     video: str | None = None  # GIF of the first episodes of the main evaluation
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.episodes < 0:
             raise ConfigError(f"eval.episodes must be 0 or more, got {self.episodes}")
         if self.envs < 1:
@@ -120,14 +120,16 @@ def run_job(spec: JobSpec) -> RunRecord:
     evaluation: EvalResult | None = None
     robustness: list[ShiftResult] = []
     if ev.episodes:
+        # evaluate where training ran; a run evaluated later may be on another machine: its GPU if any
+        device = run.train.device if spec.dataset is not None else "auto"
         if _is_final_clean_evaluation(trainer_eval, spec):
             evaluation = trainer_eval
         else:
-            agent, _ = load_agent(out, ev.step, device=run.train.device)
+            agent, _ = load_agent(out, ev.step, device=device)
             evaluation = evaluate(agent, run.task, task_config, episodes=ev.episodes, seed=ev.seed, n_envs=ev.envs,
                                   video=ev.video, progress=spec.progress, shift=ev.shift, shift_options=ev.shift_options)
         if ev.robustness:
-            agent, _ = load_agent(out, ev.step, device=run.train.device)
+            agent, _ = load_agent(out, ev.step, device=device)
             clean = evaluation if evaluation.shift == "none" else None
             report = evaluate_shifts(agent, run.task, task_config, ev.robustness, ev.robustness_options,
                                      episodes=ev.episodes, seed=ev.seed, n_envs=ev.envs, progress=spec.progress,
@@ -165,6 +167,7 @@ def _train(spec: JobSpec) -> tuple[TrainRecord, EvalResult | None]:
         raise ConfigError(f"the job's task {run.task!r} is not the dataset's ({dataset.task.get('task')!r}, "
                           f"{dataset.root})")
     task_config = from_dict(TaskConfig, dataset.header["task_config"], f"{dataset.root}/manifest.json task_config")
+    _check_held_out(dataset, spec)
     trainer = Trainer(run, dataset, spec.out, cache=EmbeddingCache(spec.cache_dir), progress=spec.progress)
     t = run.train
     if not ev.episodes or not t.eval_episodes:
@@ -180,6 +183,21 @@ def _train(spec: JobSpec) -> tuple[TrainRecord, EvalResult | None]:
     finally:
         for env in envs:
             env.close()
+
+
+def _check_held_out(dataset, spec: JobSpec) -> None:
+    """Evaluation episodes must not be training episodes: refuse seeds the dataset was collected on."""
+    ev, t = spec.eval, spec.run.train
+    if not ev.episodes:
+        return
+    n = max(ev.episodes, t.eval_episodes)
+    overlap = sorted({int(e["seed"]) for e in dataset.manifest["episodes"] if "seed" in e} &
+                     set(range(ev.seed, ev.seed + n)))
+    if overlap:
+        raise ConfigError(
+            f"evaluation seeds {ev.seed}..{ev.seed + n - 1} include {len(overlap)} seeds of the training episodes "
+            f"in {dataset.root} (e.g. {overlap[0]}); evaluation must be held out: collect with seeds below "
+            f"{ev.seed} or evaluate from another eval.seed")
 
 
 def _is_final_clean_evaluation(result: EvalResult | None, spec: JobSpec) -> bool:

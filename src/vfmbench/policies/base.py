@@ -16,6 +16,8 @@ to execute before it is asked again.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,6 +27,7 @@ from torch import nn
 
 from vfmbench.utils.config import from_dict
 from vfmbench.registry import Registry
+from vfmbench.utils.errors import ConfigError
 
 Batch = dict[str, torch.Tensor]
 
@@ -45,6 +48,19 @@ class MethodConfig:
     lr: float = 1e-3
     batch_size: int = 256
     weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Checks every method shares (methods add their own in `validate`): every field whose
+        name ends in ``lr`` is a positive finite number, the batch size at least 1, weight decay
+        finite and non-negative."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("lr") and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"method_config.{f.name} must be a positive finite number, got {value!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"method_config.batch_size must be at least 1, got {self.batch_size}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"method_config.weight_decay must be finite and non-negative, got {self.weight_decay}")
 
 
 class Policy(nn.Module):

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vfmbench.utils.errors import ConfigError
+from vfmbench.utils.errors import ActionError, ConfigError
 
 Observation = dict[str, np.ndarray]
 
@@ -123,6 +123,19 @@ class StepResult:
     success: bool
     done: bool
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def checked_action(task: "Task", action: np.ndarray) -> np.ndarray:
+    """`action` as float64 ``[A]`` clipped to [-1, 1]; `ActionError` for a wrong size or NaN/inf
+    values (which MuJoCo would otherwise answer by silently resetting the simulation)."""
+    a = np.asarray(action, dtype=np.float64)
+    if a.size != task.action_dim:
+        raise ActionError(f"{task.name} takes actions of {task.action_dim} numbers, got shape {a.shape}")
+    a = a.reshape(task.action_dim)
+    if not np.isfinite(a).all():
+        raise ActionError(f"{task.name} received a non-finite action {a.tolist()}; the policy has diverged "
+                          "(check its training losses)")
+    return np.clip(a, -1.0, 1.0)
 
 
 class Task(ABC):

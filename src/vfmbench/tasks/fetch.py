@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from vfmbench.tasks._registry import TaskSpec, register_task
-from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig
+from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig, checked_action
 from vfmbench.tasks.experts.fetch import pick_and_place_expert, push_expert, reach_expert
 from vfmbench.tasks.shifts import KeepOut, SceneLayout, ShiftedRenderer, Workspace, make_shift
 from vfmbench.utils.errors import ConfigError
@@ -239,8 +239,7 @@ class FetchTask(Task):
     def step(self, action: np.ndarray) -> StepResult:
         if self._raw is None:
             raise RuntimeError(f"{self.name}: call reset() before step()")
-        action = np.clip(np.asarray(action, dtype=np.float64).reshape(self.action_dim), -1.0, 1.0)
-        self._raw, reward, _, _, info = self._env.step(action)
+        self._raw, reward, _, _, info = self._env.step(checked_action(self, action))
         self._t += 1
         success = bool(info["is_success"])
         return StepResult(self._observation(), float(reward), success, self._t >= self.max_episode_steps, {})

@@ -79,17 +79,43 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.startswith("step_") and (p / "state.json").exists())
 
 
-def load_model_state(ckpt: Path) -> dict[str, torch.Tensor]:
-    path = ckpt / "model.safetensors"
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
-        raise VfmbenchError(f"{path} is missing; the checkpoint is incomplete")
-    return load_file(str(path))
+        raise VfmbenchError(f"{path} is missing; the checkpoint is incomplete (delete its folder to resume "
+                            f"from the one before)")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error type for truncated or garbled files
+        raise VfmbenchError(f"{path} is damaged ({exc}); delete the checkpoint folder to resume from the one "
+                            f"before, or train again") from None
+
+
+def load_model_state(ckpt: Path, module: torch.nn.Module, expected: set[str]) -> None:
+    """Load ``ckpt/model.safetensors`` into `module`, which must hold exactly the keys `expected`
+    (a checkpoint stores everything but a frozen encoder): missing, extra or misshapen tensors
+    are a `VfmbenchError` naming the file and the keys, never a silent partial load."""
+    path = ckpt / "model.safetensors"
+    state = _read_tensors(path)
+    missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or extra:
+        parts = [f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}" if missing else "",
+                 f"unexpected {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}" if extra else ""]
+        raise VfmbenchError(f"{path} does not fit the run's model ({'; '.join(p for p in parts if p)}); "
+                            "it belongs to another run or another vfmbench version")
+    try:
+        module.load_state_dict(state, strict=False)  # strict on `expected`, checked above
+    except RuntimeError as exc:
+        raise VfmbenchError(f"{path} does not fit the run's model: {exc}") from None
 
 
 def load_training_state(ckpt: Path, optimizers: list[torch.optim.Optimizer]) -> dict[str, Any]:
     """Restore optimisers and the torch RNG from `ckpt`; returns its state.json."""
-    state = read_json(ckpt / "state.json")
-    tensors = load_file(str(ckpt / "optim.safetensors"))
+    try:
+        state = read_json(ckpt / "state.json")
+    except (OSError, ValueError) as exc:
+        raise VfmbenchError(f"{ckpt / 'state.json'} is unreadable ({exc}); delete the checkpoint folder to resume "
+                            "from the one before") from None
+    tensors = _read_tensors(ckpt / "optim.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     _restore_optimizers(optimizers, tensors, state["optimizers"])
     return state

@@ -13,6 +13,8 @@ checkpoint; a finished run is returned as it is.
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +39,8 @@ from vfmbench.training.checkpoint import (
     save_checkpoint,
 )
 from vfmbench.utils.config import from_dict
-from vfmbench.utils.errors import ConfigError, VfmbenchError
+from vfmbench.utils.config import first_difference
+from vfmbench.utils.errors import ConfigError, TrainingDivergedError, VfmbenchError
 from vfmbench.utils.io import read_json, write_json_atomic
 from vfmbench.utils.seeding import seed_everything
 
@@ -63,10 +66,14 @@ class TrainConfig:
     embed_batch_size: int = 64
 
     def validate(self) -> None:
-        if self.steps < 1:
-            raise ConfigError(f"train.steps must be positive, got {self.steps}")
-        if self.checkpoint_every < 1:
-            raise ConfigError("train.checkpoint_every must be positive")
+        positive = ("steps", "checkpoint_every", "log_every", "eval_envs", "best_k", "crop_size", "embed_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "eval_episodes", "shift_pad"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name} must be 0 or more, got {getattr(self, name)}")
+        resolve_device(self.device, available=False)  # a clear error for names that are no device
 
 
 @dataclass
@@ -83,10 +90,24 @@ class RunSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, available: bool = True) -> torch.device:
+    """``auto`` (the GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``; `ConfigError` for
+    anything else and (with `available`) for a GPU this torch build or machine does not have."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"train.device {name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device {name!r}: vfmbench runs on cpu or cuda (or auto)")
+    if device.type == "cuda" and available:
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device {name!r}: this machine or torch build has no CUDA GPU "
+                              f"(torch {torch.__version__}); use train.device=cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"train.device {name!r}: there are {torch.cuda.device_count()} GPUs")
+    return device
 
 
 def build_agent(spec: RunSpec, spaces: TaskSpaces) -> Agent:
@@ -201,24 +222,33 @@ class Trainer:
         """Train (or resume) and return the run's `TrainRecord` (also written to ``result.json``).
 
         evaluate_fn(agent, step) -> EvalResult, called every `train.eval_every` steps and after the
-        last step; the last result is kept in `final_evaluation`. A finished run is read back.
+        last step (after that step's checkpoint is written); the last result is kept in
+        `final_evaluation`. A finished run is read back. The run is checked (method config,
+        encoder, dataset fit) before anything is written, so a refused command leaves no trace.
+        A resumed run continues exactly where the uninterrupted one would be: same batches, same
+        random numbers, same weights (on the CPU), no repeated metrics rows.
+        Raises `TrainingDivergedError` when a loss becomes NaN or infinite.
         """
         spec, cfg = self.spec, self.spec.train
         result_path = self.run_dir / "result.json"
-        config_record = {"spec": asdict(spec), "dataset": str(self.dataset.root), "dataset_fingerprint": self.dataset.fingerprint(),
-                         "task": self.dataset.task, "task_config": self.dataset.header.get("task_config", {})}
+        config_record = json.loads(json.dumps(
+            {"spec": asdict(spec), "dataset": str(self.dataset.root), "dataset_fingerprint": self.dataset.fingerprint(),
+             "task": self.dataset.task, "task_config": self.dataset.header.get("task_config", {})}))
         config_path = self.run_dir / "config.json"
         if config_path.exists():
             old = read_json(config_path)
-            if old["spec"] != json.loads(json.dumps(config_record["spec"])) or old["dataset_fingerprint"] != config_record["dataset_fingerprint"]:
-                raise VfmbenchError(f"{self.run_dir} holds a run with another configuration or dataset; use another run folder")
+            for key in ("spec", "dataset_fingerprint"):
+                if old.get(key) != config_record[key]:
+                    raise VfmbenchError(
+                        f"{self.run_dir} holds a run with another configuration or dataset "
+                        f"({first_difference(old.get(key), config_record[key], key)}); use another run folder")
             if result_path.exists():
                 return read_train_record(self.run_dir)
-        else:
-            write_json_atomic(config_path, config_record)
 
         seed_everything(spec.seed)
-        agent = build_agent(spec, self.dataset.spaces)
+        agent = build_agent(spec, self.dataset.spaces)  # validates before anything is written
+        if not config_path.exists():
+            write_json_atomic(config_path, config_record)
         agent.to(self.device)
         label = encoder_label(agent.encoder)
         t_prep = time.time()
@@ -228,44 +258,71 @@ class Trainer:
         batch_size = policy.config.batch_size
         enc_params = list(agent.encoder.parameters()) if agent.encoder.trainable else []
         optimizers = policy.configure_optimizers(enc_params)
-        start_step, evals = 0, []
+        start_step, evals, seconds_before = 0, [], 0.0
+        rng = np.random.default_rng([spec.seed, 0])
+        running: dict[str, float] = {}
         ckpts = list_checkpoints(self.run_dir)
         if ckpts:
-            agent.load_state_dict(load_model_state(ckpts[-1]), strict=False)
+            load_model_state(ckpts[-1], agent, set(agent.persistent_state_dict()))
             state = load_training_state(ckpts[-1], optimizers)
             start_step, evals = state["step"], [EvalPoint(**e) for e in state.get("evals", [])]
-        rng = np.random.default_rng([spec.seed, start_step])
-        metrics_file = open(self.run_dir / "metrics.jsonl", "a")
+            rng.bit_generator.state = state["sampler"]
+            running, seconds_before = state.get("running", {}), state.get("train_seconds", 0.0)
+        metrics_path = self.run_dir / "metrics.jsonl"
+        _truncate_metrics(metrics_path, start_step)
+        metrics_file = open(metrics_path, "a")
         bar = tqdm(total=cfg.steps, initial=start_step, desc=f"train {spec.method}/{label} seed {spec.seed}",
                    unit="step", disable=not self.progress)
         t0 = time.time()
-        running: dict[str, float] = {}
+
+        def checkpoint(step: int) -> None:
+            save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers, {
+                "evals": [asdict(e) for e in evals], "sampler": rng.bit_generator.state, "running": running,
+                "train_seconds": seconds_before + time.time() - t0})
+
+        def is_eval_step(step: int) -> bool:
+            return evaluate_fn is not None and (step == cfg.steps or bool(cfg.eval_every and step % cfg.eval_every == 0))
+
+        def evaluate_at(step: int) -> None:
+            assert evaluate_fn is not None
+            agent.eval()
+            result = evaluate_fn(agent, step)
+            self.final_evaluation = result
+            evals.append(EvalPoint(step, result.success_rate, result.mean_return))
+            agent.train()
+            checkpoint(step)  # again, with the evaluation and the random state after it
+            self._prune(evals)
+
         try:
             agent.train()
+            if start_step and is_eval_step(start_step) and not any(e.step == start_step for e in evals):
+                evaluate_at(start_step)  # interrupted during this evaluation: its checkpoint is there, redo it
             for step in range(start_step + 1, cfg.steps + 1):
                 batch = self._batch(agent, data, rng, batch_size)
                 metrics = policy.update(batch, optimizers, step)
+                bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+                if bad:
+                    last = list_checkpoints(self.run_dir)
+                    raise TrainingDivergedError(
+                        f"training diverged at step {step}: {', '.join(f'{k} = {v}' for k, v in bad.items())}. "
+                        f"The run folder keeps {'the checkpoint of step ' + last[-1].name.split('_')[1].lstrip('0') if last else 'no checkpoint'}"
+                        f"; lower method_config.lr (now {policy.config.lr}) and train into a new folder")
                 for k, v in metrics.items():
                     running[k] = running.get(k, 0.0) + v
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-                    record = {"step": step, **{k: v / n for k, v in running.items()}, "time": time.time() - t0}
-                    metrics_file.write(json.dumps(record) + "\n")
+                    record = {"step": step, **{k: v / n for k, v in running.items()},
+                              "time": seconds_before + time.time() - t0}
+                    metrics_file.write(json.dumps(record, allow_nan=False) + "\n")
                     metrics_file.flush()
                     bar.set_postfix({k: f"{v / n:.4f}" for k, v in list(running.items())[:2]})
                     running = {}
                 bar.update(1)
-                do_eval = evaluate_fn is not None and (step == cfg.steps or (cfg.eval_every and step % cfg.eval_every == 0))
-                if do_eval:
-                    agent.eval()
-                    result = evaluate_fn(agent, step)
-                    self.final_evaluation = result
-                    evals.append(EvalPoint(step, result.success_rate, result.mean_return))
-                    agent.train()
+                do_eval = is_eval_step(step)
                 if do_eval or step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                    save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers,
-                                    {"evals": [asdict(e) for e in evals]})
-                    self._prune(evals)
+                    checkpoint(step)  # the trained weights are safe before any evaluation
+                if do_eval:
+                    evaluate_at(step)
         finally:
             bar.close()
             metrics_file.close()
@@ -281,7 +338,7 @@ class Trainer:
             evals=evals,
             best_k=cfg.best_k,
             best_k_mean_success=float(np.mean(best)) if best else None,
-            train_seconds=round(time.time() - t0, 2),
+            train_seconds=round(seconds_before + time.time() - t0, 2),
             prepare_seconds=round(prep_seconds, 2),
             device=str(self.device),
         )
@@ -294,6 +351,22 @@ class Trainer:
         best_steps = {e.step for e in sorted(evals, key=lambda e: -e.success_rate)[: self.spec.train.best_k]}
         keep |= {c for c in ckpts if int(c.name.split("_")[1]) in best_steps}
         prune_checkpoints(self.run_dir, keep)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after `step` (the checkpoint a run resumes from), so none repeats."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a row cut off by a crash
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in keep))
+    os.replace(tmp, path)
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -324,5 +397,5 @@ def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu"
         ckpts = [c for c in ckpts if int(c.name.split("_")[1]) == step]
     if not ckpts:
         raise VfmbenchError(f"{run_dir} has no checkpoint{'' if step is None else f' for step {step}'}")
-    agent.load_state_dict(load_model_state(ckpts[-1]), strict=False)
+    load_model_state(ckpts[-1], agent, set(agent.persistent_state_dict()))
     return agent.to(resolve_device(device)).eval(), record

@@ -47,6 +47,15 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+def first_difference(a: Any, b: Any, path: str = "") -> str:
+    """The first key path where nested mappings `a` and `b` differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+    return f"{path or 'value'}: existing {a!r} vs requested {b!r}"
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; errors name the file."""
     path = Path(path)

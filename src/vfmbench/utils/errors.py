@@ -28,6 +28,14 @@ class MissingDependencyError(VfmbenchError, ImportError):
     """An optional dependency is not installed; the message names the extra."""
 
 
+class TrainingDivergedError(VfmbenchError):
+    """A training loss became NaN or infinite."""
+
+
+class ActionError(VfmbenchError, ValueError):
+    """A task was given an action it cannot execute (wrong size, NaN or infinite values)."""
+
+
 class WeightsError(VfmbenchError):
     """Pretrained weights are missing or do not match their checksum."""
 
