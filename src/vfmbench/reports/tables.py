@@ -1,4 +1,12 @@
-"""Summaries over seeds, a plain-text/markdown table and a bar plot."""
+"""Summaries over seeds, a plain-text/markdown table and a bar plot.
+
+Statistics: success is summarised per (task, encoder, method) over seeds by its mean, its
+population standard deviation and a 95% confidence interval of the mean from Student's t
+distribution (``mean ± t(0.975, n-1) · s / sqrt(n)``, s the sample standard deviation; none for a
+single seed). Within each (task, method), every row is compared with the row of the highest mean
+by Welch's two-sample t-test over seeds (scipy); ``vs_best`` says ``best``, ``n.s.`` (p >= 0.05:
+not significantly different from the best) or ``p=...`` (significantly worse).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +34,8 @@ class SummaryRow:
     seeds: int
     success_mean: float
     success_std: float
+    ci95: tuple[float, float] | None  # t-interval of the mean over seeds (None for one seed)
+    vs_best: str  # "best", "n.s." or "p=0.012" (Welch's t-test against the best row of its task/method)
     train_seconds_mean: float
     steps: int
     batch_size: int
@@ -46,24 +56,57 @@ class RobustnessRow:
 
 
 def summarize(records: Sequence[RunRecord]) -> list[SummaryRow]:
-    """Mean and standard deviation (over seeds) of success per (task, encoder label, method).
-
-    Records without an evaluation are left out."""
+    """Mean, standard deviation and 95% CI (over seeds) of success per (task, encoder label,
+    method), each compared with the best of its (task, method). Records without an evaluation
+    are left out."""
     groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
     for r in records:
         if r.evaluation is not None:
             groups[(r.task, r.encoder_label, r.method)].append(r)
+    successes = {key: np.array([r.evaluation.success_rate for r in rs if r.evaluation is not None], dtype=float)
+                 for key, rs in groups.items()}
+    best: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for key, s in successes.items():
+        group = (key[0], key[2])
+        if group not in best or s.mean() > successes[best[group]].mean():
+            best[group] = key
     rows = []
-    for (task, encoder, method), rs in groups.items():
-        s = np.array([r.evaluation.success_rate for r in rs if r.evaluation is not None], dtype=float)
+    for key, rs in groups.items():
+        task, encoder, method = key
+        s = successes[key]
         t = rs[0].train
         rows.append(SummaryRow(
             task=task, encoder=encoder, method=method, seeds=len(rs),
             success_mean=round(float(s.mean()), 4), success_std=round(float(s.std()), 4),
+            ci95=confidence_interval(s), vs_best=_vs_best(s, successes[best[(task, method)]], key == best[(task, method)]),
             train_seconds_mean=round(float(np.mean([r.train.train_seconds for r in rs])), 1),
             steps=t.steps, batch_size=t.batch_size, augment=t.augment,
         ))
     return rows
+
+
+def confidence_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+    """Student-t interval of the mean of `x` (None for fewer than 2 values)."""
+    from scipy import stats
+
+    if len(x) < 2:
+        return None
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return (round(float(x.mean()) - half, 4), round(float(x.mean()) + half, 4))
+
+
+def _vs_best(x: np.ndarray, best: np.ndarray, is_best: bool) -> str:
+    """Welch's t-test of `x` against the best row's values over seeds."""
+    from scipy import stats
+
+    if is_best:
+        return "best"
+    if len(x) < 2 or len(best) < 2:
+        return "-"  # one seed: no test
+    if x.std() == 0 and best.std() == 0:  # no spread: any difference in means is certain
+        return "n.s." if x.mean() == best.mean() else "p<0.001"
+    p = float(stats.ttest_ind(x, best, equal_var=False).pvalue)
+    return "n.s." if p >= 0.05 else ("p<0.001" if p < 0.001 else f"p={p:.3f}")
 
 
 def summarize_robustness(records: Sequence[RunRecord]) -> list[RobustnessRow]:
@@ -97,8 +140,10 @@ def format_robustness(summary: Sequence[RobustnessRow], markdown: bool = False) 
 
 def format_table(summary: Sequence[SummaryRow], markdown: bool = False) -> str:
     """The summary as a plain-text (or markdown) table, with each row's training budget."""
-    header = ["task", "encoder", "method", "success (mean ± std)", "seeds", "steps", "batch", "augment", "train s"]
-    rows = [[r.task, r.encoder, r.method, f"{r.success_mean:.2f} ± {r.success_std:.2f}", str(r.seeds), str(r.steps),
+    header = ["task", "encoder", "method", "success (mean ± std)", "95% CI", "vs best", "seeds", "steps", "batch",
+              "augment", "train s"]
+    rows = [[r.task, r.encoder, r.method, f"{r.success_mean:.2f} ± {r.success_std:.2f}",
+             "-" if r.ci95 is None else f"[{r.ci95[0]:.2f}, {r.ci95[1]:.2f}]", r.vs_best, str(r.seeds), str(r.steps),
              str(r.batch_size), r.augment, f"{r.train_seconds_mean:.0f}"] for r in summary]
     return tabulate(rows, headers=header, tablefmt="pipe" if markdown else "simple", disable_numparse=True)
 
@@ -141,6 +186,11 @@ def write_report(doc: "DemoResults", out: Path) -> Path:
         f"evaluation episodes per run. Total time {doc.seconds:.0f} s.",
         "",
         format_table(doc.summary, markdown=True),
+        "",
+        "Success over seeds: mean ± population std; 95% CI of the mean from Student's t; *vs best*: Welch's "
+        "t-test against the best encoder of the same task and method (n.s.: not significantly different, "
+        "p >= 0.05). Budget: gradient steps, batch size, augmentation (*cached*: frozen encoder, trained on "
+        "cached embeddings).",
         "",
     ]
     if plot is not None:

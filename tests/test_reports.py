@@ -1,0 +1,41 @@
+"""Summaries over seeds: mean, std, a Student-t 95% interval and Welch's test against the best."""
+
+import numpy as np
+import pytest
+
+from vfmbench.evaluation import EvalResult
+from vfmbench.experiments import RunRecord
+from vfmbench.reports import format_table, summarize
+from vfmbench.training import TrainRecord
+
+
+def _record(encoder: str, seed: int, success: float) -> RunRecord:
+    train = TrainRecord(schema="vfmbench.train/1", encoder_label=encoder, pretrained=False, goal_conditioned=False,
+                        steps=100, batch_size=64, augment="cached", evals=[], best_k=3, best_k_mean_success=None,
+                        train_seconds=1.0, prepare_seconds=0.0, device="cpu")
+    ev = EvalResult(success_rate=success, success_any_rate=success, episodes=20, seeds=list(range(20)),
+                    successes=[], seconds=1.0)
+    return RunRecord(schema="vfmbench.run/1", task="t", encoder=encoder, encoder_label=encoder, pretrained=False,
+                     method="bc", goal_conditioned=False, seed=seed, train=train, evaluation=ev, robustness=[],
+                     run_dir="r", host="h", seconds=1.0)
+
+
+def test_mean_std_and_t_interval_over_seeds():
+    rows = {r.encoder: r for r in summarize([_record("a", s, v) for s, v in enumerate([1.0, 0.9, 0.85])])}
+    a = rows["a"]
+    x = np.array([1.0, 0.9, 0.85])
+    half = 4.302652729911275 * x.std(ddof=1) / np.sqrt(3)  # t(0.975, 2)
+    assert a.success_mean == pytest.approx(x.mean(), abs=1e-4) and a.success_std == pytest.approx(x.std(), abs=1e-4)
+    assert a.ci95 == pytest.approx((x.mean() - half, x.mean() + half), abs=1e-4)
+    assert summarize([_record("b", 0, 0.5)])[0].ci95 is None  # one seed: no interval
+
+
+def test_differences_from_the_best_are_marked_by_welchs_test():
+    records = [_record("best", s, v) for s, v in enumerate([0.9, 0.95, 0.92])]
+    records += [_record("close", s, v) for s, v in enumerate([0.88, 0.97, 0.85])]
+    records += [_record("worse", s, v) for s, v in enumerate([0.4, 0.45, 0.42])]
+    rows = {r.encoder: r for r in summarize(records)}
+    assert rows["best"].vs_best == "best" and rows["close"].vs_best == "n.s."
+    assert rows["worse"].vs_best.startswith("p") and rows["worse"].vs_best != "n.s."
+    table = format_table(list(rows.values()))
+    assert "95% CI" in table and "vs best" in table and "n.s." in table and "cached" in table
