@@ -6,23 +6,25 @@ Windows: the policy sees `obs_horizon` observation steps ``t-To+1 .. t`` and mod
 them, starting at step t (an action chunk), before observing again.
 
 Training (DDPM, Ho et al. 2020): ``x0`` is the action window, ``k ~ U{0..K-1}``,
-``eps ~ N(0, I)``, ``x_k = sqrt(abar_k) x0 + sqrt(1 - abar_k) eps`` and the loss is
-``||eps - eps_theta(x_k, k, obs)||^2``. Sampling (DDIM, Song et al. 2021, eta = 0) with
-`inference_steps` steps. Both use `NoiseSchedule` below. An exponential moving average of
-the network (DP's EMA: decay ``1 - (1 + step)^-0.75`` capped at 0.9999) is used for sampling.
+``eps ~ N(0, I)``, ``x_k = sqrt(abar_k) x0 + sqrt(1 - abar_k) eps`` (diffusers'
+`DDPMScheduler.add_noise`) and the loss is ``||eps - eps_theta(x_k, k, obs)||^2``. Sampling
+is DDIM (Song et al. 2021, eta = 0; diffusers' `DDIMScheduler`) with `inference_steps` steps.
+`NoiseSchedule` below configures both alike, as LeRobot does. An exponential moving average of
+the network (DP's EMA: decay ``1 - (1 + n)^-0.75`` at the n-th update, capped at 0.9999;
+torch's `AveragedModel`) is used for sampling.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vfmbench.policies.base import (
     Batch,
@@ -36,66 +38,78 @@ from vfmbench.policies.base import (
 )
 from vfmbench.utils.errors import ConfigError
 
+if TYPE_CHECKING:
+    from diffusers import DDIMScheduler, DDPMScheduler
+
 # -- noise schedule ------------------------------------------------------------------------------
 
 
-def _cosine_betas(steps: int) -> torch.Tensor:
-    """Nichol & Dhariwal (2021): ``abar(t) = cos^2(((t/K + s) / (1 + s)) pi/2)``, s = 0.008."""
-    t = torch.linspace(0, steps, steps + 1, dtype=torch.float64) / steps
-    abar = torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-    return (1 - abar[1:] / abar[:-1]).clamp(max=0.999)
-
-
-def _linear_betas(steps: int) -> torch.Tensor:
-    """Ho et al. (2020): betas linear from 1e-4 to 0.02 (scaled to `steps`)."""
-    return torch.linspace(1e-4 * 1000 / steps, 0.02 * 1000 / steps, steps, dtype=torch.float64)
-
-
-BETA_SCHEDULES: dict[str, Callable[[int], torch.Tensor]] = {
-    "squaredcos_cap_v2": _cosine_betas,
-    "linear": _linear_betas,
-}
-
-
 class NoiseSchedule:
-    """DDPM forward process and a deterministic DDIM sampler over `steps` diffusion steps."""
+    """diffusers' DDPM scheduler (training) and DDIM scheduler (sampling) over `steps` steps.
 
-    def __init__(self, steps: int = 100, beta_schedule: str = "squaredcos_cap_v2", clip_sample: bool = True):
+    Both get the same betas: ``squaredcos_cap_v2`` (Nichol & Dhariwal 2021, betas capped at
+    0.999) or ``linear`` (``linspace(beta_start, beta_end, steps)``, diffusers' semantics: not
+    rescaled to the number of steps). Epsilon prediction; DDIM with "leading" spacing
+    (``K // n`` apart, ending at step 0), no offset, the predicted x0 clipped to [-1, 1] with
+    `clip_sample`, and ``abar = 1`` after the last step (``set_alpha_to_one``).
+    """
+
+    def __init__(self, steps: int = 100, beta_schedule: str = "squaredcos_cap_v2", clip_sample: bool = True,
+                 beta_start: float = 1e-4, beta_end: float = 0.02):
+        from diffusers import DDIMScheduler, DDPMScheduler  # imported here: ~3 s, only for diffusion policies
+
+        common: dict[str, Any] = dict(num_train_timesteps=steps, beta_start=beta_start, beta_end=beta_end,
+                                      beta_schedule=beta_schedule, clip_sample=clip_sample, clip_sample_range=1.0,
+                                      prediction_type="epsilon", timestep_spacing="leading", steps_offset=0)
         self.steps = steps
-        self.clip_sample = clip_sample
-        self.alphas_cumprod = torch.cumprod(1 - BETA_SCHEDULES[beta_schedule](steps), 0).float()  # [K]
+        self.train: DDPMScheduler = DDPMScheduler(**common)
+        self.sampler: DDIMScheduler = DDIMScheduler(**common, set_alpha_to_one=True)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """``x_k = sqrt(abar_k) x0 + sqrt(1 - abar_k) noise``; x0, noise ``[B, ...]``, k ``[B]``."""
-        abar = self.alphas_cumprod.to(x0.device)[k].view(-1, *([1] * (x0.dim() - 1)))
-        return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        return self.train.add_noise(x0, noise, k)
 
     def ddim_timesteps(self, n: int) -> list[int]:
-        """The n steps visited by DDIM, descending, evenly spaced ("leading" spacing)."""
-        ratio = self.steps // n
-        return [i * ratio for i in reversed(range(n))]
+        """The n steps visited by DDIM, descending."""
+        self.sampler.set_timesteps(n)
+        return [int(t) for t in self.sampler.timesteps]
 
     def sample(self, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
                n_steps: int, device: torch.device | str = "cpu",
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM (eta = 0) from ``x_K ~ N(0, I)`` of `shape`; ``eps_fn(x_k, k [B]) -> eps``.
+        """DDIM from ``x_K ~ N(0, I)`` of `shape` (drawn from `generator`); ``eps_fn(x_k, k [B]) -> eps``."""
+        from diffusers.utils.torch_utils import randn_tensor
 
-        Each step predicts ``x0 = (x_k - sqrt(1 - abar_k) eps) / sqrt(abar_k)`` (clipped to
-        [-1, 1] with `clip_sample`) and moves to ``x_j = sqrt(abar_j) x0 + sqrt(1 - abar_j) eps``
-        at the next visited step j (``abar = 1`` after the last).
-        """
-        abar = self.alphas_cumprod.to(device)
-        x = torch.randn(shape, generator=generator, device=device)
-        ks = self.ddim_timesteps(n_steps)
-        for i, k in enumerate(ks):
-            eps = eps_fn(x, torch.full((shape[0],), k, device=device, dtype=torch.long))
-            a_k = abar[k]
-            a_next = abar[ks[i + 1]] if i + 1 < len(ks) else torch.ones((), device=device)
-            x0 = (x - (1 - a_k).sqrt() * eps) / a_k.sqrt()
-            if self.clip_sample:
-                x0 = x0.clamp(-1.0, 1.0)
-            x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+        x = randn_tensor(shape, generator=generator, device=torch.device(device))
+        for k in self.ddim_timesteps(n_steps):
+            eps = eps_fn(x, torch.full((shape[0],), k, device=x.device, dtype=torch.long))
+            x = self.sampler.step(eps, k, x, eta=0.0, return_dict=False)[0]
         return x
+
+
+# -- EMA ------------------------------------------------------------------------------------------
+
+
+def ema_decay(update: int, power: float = 0.75, max_decay: float = 0.9999) -> float:
+    """DP's EMA decay at the `update`-th update (1-based): ``min(max_decay, 1 - (1 + update)^-power)``."""
+    return min(max_decay, max(0.0, 1 - (1 + update) ** -power))
+
+
+@dataclass(frozen=True)
+class DPEmaUpdate:
+    """`AveragedModel`'s ``multi_avg_fn`` for DP's decay schedule.
+
+    `AveragedModel` copies the network at its first update and calls this from the second on
+    with ``n_averaged`` = the updates so far, so this is update ``n_averaged + 1``.
+    """
+
+    power: float = 0.75
+    max_decay: float = 0.9999
+
+    def __call__(self, averaged: list[torch.Tensor], current: list[torch.Tensor],
+                 n_averaged: torch.Tensor | int) -> None:
+        decay = ema_decay(int(n_averaged) + 1, self.power, self.max_decay)
+        get_ema_multi_avg_fn(decay)(averaged, current, n_averaged)
 
 
 # -- networks -------------------------------------------------------------------------------------
@@ -242,6 +256,8 @@ class DiffusionConfig(MethodConfig):
     train_steps: int = 100  # diffusion steps K
     inference_steps: int = 10  # DDIM steps at evaluation
     beta_schedule: Literal["squaredcos_cap_v2", "linear"] = "squaredcos_cap_v2"
+    beta_start: float = 1e-4  # linear schedule only (diffusers: not rescaled to train_steps)
+    beta_end: float = 0.02
     clip_sample: bool = True
     warmup_steps: int = 500  # linear learning-rate warm-up
     ema_power: float = 0.75
@@ -257,6 +273,9 @@ class DiffusionConfig(MethodConfig):
             )
         if not 1 <= self.inference_steps <= self.train_steps:
             raise ConfigError(f"method_config.inference_steps must be between 1 and train_steps ({self.train_steps})")
+        if not 0 < self.beta_start <= self.beta_end < 1:
+            raise ConfigError(f"method_config.beta_start and beta_end must satisfy 0 < beta_start <= beta_end < 1, "
+                              f"got {self.beta_start} and {self.beta_end}")
 
 
 @dataclass
@@ -297,6 +316,8 @@ class DiffusionPolicy(Policy):
     """Noise-prediction policy over action windows; subclasses build `net`.
 
     `net(x [B, Tp, A], k [B], cond) -> eps [B, Tp, A]`; `condition(batch)` gives `cond`.
+    `ema` is torch's `AveragedModel` of `net` (its copy is ``ema.module``, its update count the
+    buffer ``ema.n_averaged``; both are in the state dict, so a checkpoint resumes the average).
     """
 
     config: DiffusionConfig
@@ -307,9 +328,12 @@ class DiffusionPolicy(Policy):
         self.obs_offsets = tuple(range(-to + 1, 1))
         self.action_offsets = tuple(range(-to + 1, config.pred_horizon - to + 1))
         self.history = to
-        self.schedule = NoiseSchedule(config.train_steps, config.beta_schedule, config.clip_sample)
+        self.schedule = NoiseSchedule(config.train_steps, config.beta_schedule, config.clip_sample,
+                                      config.beta_start, config.beta_end)
         self.net = self.build_net(config, dims)
-        self.ema = copy.deepcopy(self.net).requires_grad_(False)
+        self.ema = AveragedModel(self.net, multi_avg_fn=DPEmaUpdate(config.ema_power, config.ema_max_decay))
+        self.ema.requires_grad_(False)
+        self.register_load_state_dict_pre_hook(_reject_pre_averaged_model_ema)
 
     @abstractmethod
     def build_net(self, config: DiffusionConfig, dims: PolicyDims) -> nn.Module:
@@ -333,18 +357,13 @@ class DiffusionPolicy(Policy):
         return [torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)]
 
     def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
-        """Warm-up of the learning rate, one step, then the EMA follows."""
+        """Warm-up of the learning rate, one step, then the EMA follows (its decay counts its own updates)."""
         scale = min(1.0, step / self.config.warmup_steps) if self.config.warmup_steps else 1.0
         for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = self.config.lr * scale
         metrics = super().update(batch, optimizers, step)
-        decay = min(self.config.ema_max_decay, max(0.0, 1 - (1 + step) ** -self.config.ema_power))
-        with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.net.parameters()):
-                e.lerp_(p, 1 - decay)
-            for e, b in zip(self.ema.buffers(), self.net.buffers()):
-                e.copy_(b)
+        self.ema.update_parameters(self.net)
         return metrics
 
     @torch.no_grad()
@@ -360,6 +379,18 @@ class DiffusionPolicy(Policy):
         """The `action_horizon` actions from the current step on, ``[B, Ta, A]``."""
         start = self.config.obs_horizon - 1
         return self.sample(batch)[:, start : start + self.config.action_horizon]
+
+
+def _reject_pre_averaged_model_ema(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str,
+                                   local_metadata: Any, strict: bool, missing_keys: list[str],
+                                   unexpected_keys: list[str], error_msgs: list[str]) -> None:
+    """Checkpoints from before the EMA was an `AveragedModel` store it as ``ema.<name>``: say so
+    (an error even with ``strict=False``, which would otherwise leave an untrained EMA)."""
+    ema = prefix + "ema."
+    old = [k for k in state_dict if k.startswith(ema) and not k.startswith((ema + "module.", ema + "n_averaged"))]
+    if old:
+        error_msgs.append(f"this checkpoint's diffusion EMA has the key names of an older vfmbench ({old[0]!r} "
+                          f"instead of {ema}module.* and {ema}n_averaged); it cannot be loaded, retrain the run")
 
 
 class DPConvPolicy(DiffusionPolicy):
