@@ -9,7 +9,7 @@ policy returns (an action chunk) before asking it again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -76,6 +76,7 @@ class Agent(nn.Module):
         self._goal: torch.Tensor | None = None  # [B, D]
         self._queue: torch.Tensor | None = None  # [B, K, A] on the CPU
         self._next = 0
+        self._generators: list[torch.Generator] | None = None  # one per episode, for sampling policies
 
     @property
     def input_key(self) -> str:
@@ -102,11 +103,18 @@ class Agent(nn.Module):
         return state
 
     # -- acting -------------------------------------------------------------------------------
-    def reset(self, batch_size: int) -> None:
-        """Start `batch_size` new episodes: clear the history, the goal and the action queue."""
+    def reset(self, batch_size: int, seeds: Sequence[int] | None = None) -> None:
+        """Start `batch_size` new episodes: clear the history, the goal and the action queue.
+
+        `seeds` (one per episode) seed the noise of policies that sample (Diffusion Policy), so an
+        episode's actions depend on its seed alone: evaluating the same seeds twice, or under a
+        shift the policy does not see, gives the same actions. None: torch's global generator."""
+        if seeds is not None and len(seeds) != batch_size:
+            raise ValueError(f"reset: {len(seeds)} seeds for {batch_size} episodes")
         self.policy.reset(batch_size)
         self._features = self._proprio = self._goal = self._queue = None
         self._next = 0
+        self._generators = None if seeds is None else [torch.Generator().manual_seed(int(s)) for s in seeds]
 
     def _tensor(self, obs: Mapping[str, np.ndarray], key: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(obs[key])).to(self.device)
@@ -130,7 +138,7 @@ class Agent(nn.Module):
             inputs = {"features": self._features, "proprio": self._proprio}
             if self._goal is not None:
                 inputs["goal"] = self._goal
-            self._queue = self.policy.act(inputs).float().cpu()
+            self._queue = self.policy.act(inputs, self._generators).float().cpu()
             self._next = 0
         actions = self._queue[:, self._next].numpy()
         self._next += 1

@@ -101,7 +101,7 @@ def evaluate(
             active = envs[: len(batch_seeds)]
             obs = [env.reset(s) for env, s in zip(active, batch_seeds)]
             b = len(active)
-            agent.reset(b)
+            agent.reset(b, batch_seeds)
             done_any = np.zeros(b, bool)
             last = np.zeros(b, bool)
             total = np.zeros(b)

@@ -30,6 +30,7 @@ from vfmbench.registry import Registry
 from vfmbench.utils.errors import ConfigError
 
 Batch = dict[str, torch.Tensor]
+Generators = list[torch.Generator] | torch.Generator | None  # noise sources of a sampling `act`
 
 
 @dataclass
@@ -78,8 +79,13 @@ class Policy(nn.Module):
         """Training loss on a batch and scalar metrics to log."""
 
     @abstractmethod
-    def act(self, batch: Batch) -> torch.Tensor:
-        """Actions ``[B, K, A]`` to execute next, from the last `history` observation steps."""
+    def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
+        """Actions ``[B, K, A]`` to execute next, from the last `history` observation steps.
+
+        Policies that sample draw their noise from `generator`: one CPU ``torch.Generator`` per
+        row (per episode; the evaluator seeds each from its episode seed, so an episode's actions
+        do not depend on which episodes share its batch) or one for the batch; None: torch's
+        global generator."""
 
     def reset(self, batch_size: int) -> None:  # noqa: B027 - stateless by default
         """Start new episodes (recurrent policies clear their state)."""

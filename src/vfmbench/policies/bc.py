@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfmbench.policies.base import Batch, MethodConfig, MethodSpec, Policy, PolicyDims, mlp, register_method
+from vfmbench.policies.base import Batch, Generators, MethodConfig, MethodSpec, Policy, PolicyDims, mlp, register_method
 
 
 @dataclass
@@ -70,7 +70,7 @@ class BCPolicy(Policy):
         loss = F.mse_loss(self(batch), batch["actions"][:, 0])
         return loss, {"mse": loss.item()}
 
-    def act(self, batch: Batch) -> torch.Tensor:
+    def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         return self(batch).unsqueeze(1)
 
 

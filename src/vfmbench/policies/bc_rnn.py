@@ -17,7 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfmbench.policies.base import Batch, MethodConfig, MethodSpec, Policy, PolicyDims, observation_dim, register_method
+from vfmbench.policies.base import (
+    Batch,
+    Generators,
+    MethodConfig,
+    MethodSpec,
+    Policy,
+    PolicyDims,
+    observation_dim,
+    register_method,
+)
 from vfmbench.utils.errors import ConfigError
 
 RNN_TYPES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -81,7 +90,7 @@ class BCRNNPolicy(Policy):
     def reset(self, batch_size: int) -> None:
         self._hidden, self._steps = None, 0
 
-    def act(self, batch: Batch) -> torch.Tensor:
+    def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         if self._steps % self.config.seq_len == 0:
             self._hidden = None
         last = {k: (v[:, -1:] if k in ("features", "proprio") else v) for k, v in batch.items()}

@@ -27,6 +27,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vfmbench.policies.base import (
+    Generators,
     Batch,
     MethodConfig,
     MethodSpec,
@@ -76,8 +77,9 @@ class NoiseSchedule:
 
     def sample(self, eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape: tuple[int, ...],
                n_steps: int, device: torch.device | str = "cpu",
-               generator: torch.Generator | None = None) -> torch.Tensor:
-        """DDIM from ``x_K ~ N(0, I)`` of `shape` (drawn from `generator`); ``eps_fn(x_k, k [B]) -> eps``."""
+               generator: Generators = None) -> torch.Tensor:
+        """DDIM from ``x_K ~ N(0, I)`` of `shape` (drawn from `generator`: one, or one per row);
+        ``eps_fn(x_k, k [B]) -> eps``."""
         from diffusers.utils.torch_utils import randn_tensor
 
         x = randn_tensor(shape, generator=generator, device=torch.device(device))
@@ -367,7 +369,7 @@ class DiffusionPolicy(Policy):
         return metrics
 
     @torch.no_grad()
-    def sample(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         """A full predicted action window ``[B, pred_horizon, A]`` from the EMA network."""
         cond = self.condition(batch)
         b = cond.shape[0]
@@ -375,10 +377,10 @@ class DiffusionPolicy(Policy):
         return self.schedule.sample(lambda x, k: self.ema(x, k, cond), shape, self.config.inference_steps,
                                     device=cond.device, generator=generator)
 
-    def act(self, batch: Batch) -> torch.Tensor:
+    def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         """The `action_horizon` actions from the current step on, ``[B, Ta, A]``."""
         start = self.config.obs_horizon - 1
-        return self.sample(batch)[:, start : start + self.config.action_horizon]
+        return self.sample(batch, generator)[:, start : start + self.config.action_horizon]
 
 
 def _reject_pre_averaged_model_ema(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vfmbench.policies.base import Batch, MethodSpec, Policy, PolicyDims, last_step, register_method
+from vfmbench.policies.base import Batch, Generators, MethodSpec, Policy, PolicyDims, last_step, register_method
 from vfmbench.policies.bc import BCConfig, BCTrunk
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -77,7 +77,7 @@ class GaussianBCPolicy(Policy):
             mse = (mean - target).pow(2).mean()
         return nll, {"nll": nll.item(), "mse": mse.item(), "std": log_std.exp().mean().item()}
 
-    def act(self, batch: Batch) -> torch.Tensor:
+    def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         mean, _ = self.distribution(batch)
         return mean.unsqueeze(1)
 

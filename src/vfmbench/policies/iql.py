@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from vfmbench.policies.base import (
+    Generators,
     Batch,
     MethodConfig,
     MethodSpec,
@@ -205,7 +206,7 @@ class InverseIQLPolicy(Policy):
         polyak_update(self.target_critic, self.critic, self.config.target_update_rate)
         return metrics
 
-    def act(self, batch: Batch) -> torch.Tensor:
+    def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         mean, _ = self.actor(observation_vector(batch, slice(-1, None)))
         return mean.unsqueeze(1)
 
