@@ -15,7 +15,8 @@ def test_tiny_demo_writes_results_and_report(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--no-progress",
             "--set", "episodes=20", "--set", "seeds=[0]", "--set", "eval_episodes=10",
-            "--set", "encoders=[state,e2e_cnn]", "--set", "train.steps=800", "--set", "trainable_steps=20",
+            "--set", "encoders=[state,e2e_cnn]", "--set", "encoder_options={}", "--set", "include_installed=false",
+            "--set", "train.steps=800", "--set", "trainable_steps=20",
             "--set", "shifts=[distractor]"]
     assert app(args) == 0
     doc = json.loads((out / "results.json").read_text())

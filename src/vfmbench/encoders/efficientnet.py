@@ -332,12 +332,18 @@ class EfficientNetLiteEncoder(Encoder):
 
 
 def build_efficientnet_lite0(name: str, weights: WeightsLocation | None, *, seed: int = 0, tiny: bool = False,
-                             full_frame: bool = False, **variant: Any) -> EfficientNetLiteEncoder:
+                             full_frame: bool = False, input_size: int | None = None,
+                             **variant: Any) -> EfficientNetLiteEncoder:
     """``tiny`` shrinks the input to 32 x 32 for tests (same network and weights); ``full_frame``
-    resizes the whole frame to 224 instead of resize-256-crop-224. ``variant`` (``act``, ``se``,
-    ``symmetric``) builds deliberately wrong architectures for tests."""
-    size = 32 if tiny else 224
-    pre = view_preprocessing(size, 1.0 if full_frame else 0.875, "bicubic", LITE_MEAN, LITE_STD, scale=1.0)
+    resizes the whole frame to 224 instead of resize-256-crop-224; ``input_size`` resizes the whole
+    frame to that size instead of 224 (the frame's own size: no resize at all, e.g. 84 for the CPU
+    demo, at a fraction of the cost). ``variant`` (``act``, ``se``, ``symmetric``) builds
+    deliberately wrong architectures for tests."""
+    if input_size is not None and input_size < 32:
+        raise ConfigError(f"{name}: input_size must be at least 32 pixels, got {input_size}")
+    size = 32 if tiny else (input_size or 224)
+    whole = full_frame or input_size is not None
+    pre = view_preprocessing(size, 1.0 if whole else 0.875, "bicubic", LITE_MEAN, LITE_STD, scale=1.0)
     return EfficientNetLiteEncoder(name, pre, seed=seed, weights=weights, **variant)
 
 
@@ -351,7 +357,7 @@ WEIGHTS_SPEC = register_weights(PackagedWeightsSpec(
 
 
 def _builder(pretrained: bool, weights: str | os.PathLike[str] | None = None, *, seed: int = 0, tiny: bool = False,
-             full_frame: bool = False) -> Encoder:
+             full_frame: bool = False, input_size: int | None = None) -> Encoder:
     """The registry's builder: only the options that keep the architecture (the wrong test variants
     are reachable through `build_efficientnet_lite0` alone, never through `create_encoder`)."""
     hint = f"for random weights ask explicitly: create_encoder({NAME!r}, pretrained=False)"
@@ -364,7 +370,7 @@ def _builder(pretrained: bool, weights: str | os.PathLike[str] | None = None, *,
             location = locate_packaged(WEIGHTS_SPEC, hint=hint)  # writes nothing into site-packages
         else:
             location = locate_weights(WEIGHTS_SPEC, weights, hint=hint)
-    return build_efficientnet_lite0(NAME, location, seed=seed, tiny=tiny, full_frame=full_frame)
+    return build_efficientnet_lite0(NAME, location, seed=seed, tiny=tiny, full_frame=full_frame, input_size=input_size)
 
 
 register_encoder(EncoderSpec(

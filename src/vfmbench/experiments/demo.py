@@ -34,7 +34,12 @@ class DemoConfig:
     """The demo's grid. Defaults are the embedded default run (about 10 minutes on 2 CPU cores)."""
 
     task: str = "fetch_reach"
-    encoders: list[str] = field(default_factory=lambda: ["state", "e2e_cnn", "random_resnet18"])
+    encoders: list[str] = field(default_factory=lambda: ["state", "e2e_cnn", "random_resnet18",
+                                                         "imagenet_efficientnet_lite0"])
+    # encoder name -> its options; EfficientNet-Lite0 sees the 84x84 frames themselves (no resize to
+    # 224: a seventh of the CPU cost), as random_resnet18 does
+    encoder_options: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"imagenet_efficientnet_lite0": {"input_size": 84}})
     include_installed: bool = True  # add every foundation encoder whose weights are installed
     method: str = "bc"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
@@ -60,7 +65,14 @@ class DemoConfig:
             raise ConfigError(f"episodes and eval_episodes must be at least 1, got {self.episodes} and "
                               f"{self.eval_episodes}")
         for name in self.encoders:
-            get_encoder_spec(name)  # unknown names list the valid ones
+            spec = get_encoder_spec(name)  # unknown names list the valid ones
+            if spec.weights is not None and spec.weights_status() != "installed":
+                raise ConfigError(f"encoder {name!r} needs its pretrained weights ({spec.weights_status()}): "
+                                  f"{spec.weights.fetch_command if hasattr(spec.weights, 'fetch_command') else 'vfmbench weights download ' + name}; "
+                                  f"or leave it out with --set encoders=[...]")
+        for name in self.encoder_options:
+            if name not in self.encoders:
+                raise ConfigError(f"encoder_options names {name!r}, which is not in encoders")
         from vfmbench.policies import method_config
 
         method_config(self.method, self.method_config, source="demo config method_config")
@@ -132,7 +144,7 @@ def demo_jobs(config: DemoConfig, out: Path, dataset: Path) -> list[JobSpec]:
                 mcfg = {**mcfg, **config.trainable_method_config}
             train.eval_episodes = config.eval_episodes
             run = RunSpec(task=config.task, encoder=encoder, method=config.method, seed=seed, method_config=mcfg,
-                          train=train)
+                          encoder_options=dict(config.encoder_options.get(encoder, {})), train=train)
             jobs.append(JobSpec(
                 run=run, out=str(out / "runs" / f"{config.method}_{encoder}_s{seed}"), dataset=str(dataset),
                 eval=EvalSpec(episodes=config.eval_episodes, envs=min(10, config.eval_episodes),
