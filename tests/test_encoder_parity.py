@@ -5,14 +5,27 @@ the official format (segment-anything ``.pth``, DINOv2 ``*_pretrain.pth``, OpenA
 ``.pt``, open_clip state dicts, MAE/MVP ``.pth``, hub ``save_pretrained`` folders, torchvision /
 R3M / VIP state dicts), loads them through the real loader and compares outputs. The key maps
 written here go from the reference layout to the official one, independently of the loaders'.
-Tiny sizes by default; full sizes are ``slow``.
+Tiny sizes by default (width 48, 2 layers, the official head count); full sizes are ``slow``.
+
+Two things make these tests able to catch a wrong architecture, not only a wrong key map:
+
+- the references are configured from the official numbers (`OFFICIAL` in test_encoder_zoo.py,
+  each cited to its source file), never from the encoder under test, so a wrong head count,
+  eps, activation or interpolation rule in the zoo makes the two differ;
+- the random weights give peaked attention (`randomize_`: query/key weights scaled so that
+  attention logits have a standard deviation of about 4). With the usual std-0.02 init the
+  attention is near-uniform, and a model with the wrong head count stays within 1% of the right
+  one (`test_peaked_weights_expose_a_wrong_head_count` shows both).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import warnings
+from dataclasses import replace
+from functools import partial
 
 import pytest
 import torch
@@ -20,31 +33,88 @@ from torch import nn
 
 transformers = pytest.importorskip("transformers")
 
+from test_encoder_zoo import OFFICIAL, official_dinov2_interpolation  # noqa: E402
+from test_weights import ARCHIVE_SIDE_EFFECT, script_archive  # noqa: E402
+
 from vfmbench.encoders import create_encoder  # noqa: E402
 from vfmbench.encoders.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from vfmbench.encoders.resnet import ResNetTrunk  # noqa: E402
-from vfmbench.encoders.sam import SAM_ARCHS  # noqa: E402
+from vfmbench.encoders.vit import MaeEncoder  # noqa: E402
 from vfmbench.weights import sha256_file  # noqa: E402
 
 ATOL = 1e-4
+TINY = 48  # the zoo's toy width (ViTArch.tiny, SamArch.tiny): divisible by every official head count
+QK_GAIN = 2.0  # query/key weights N(0, (gain^2)/fan_in): attention logits with a std of about gain^2 = 4
+
+_QK = re.compile(r"\.(q_proj|k_proj)\.weight$")
+_FUSED_QKV = re.compile(r"\.(attn\.qkv|qkv)\.weight$")
+_TOKENS = re.compile(r"(cls_token|class_embedding|mask_token|register_tokens|pos_embed|position_embedding|rel_pos)")
+_NORM = re.compile(r"(norm|layer_scale|bn)[^.]*\.(weight|lambda1)$")
 
 
-def randomize_(module: nn.Module, seed: int = 0, std: float = 0.2) -> nn.Module:
-    """Overwrite every floating parameter and buffer with noise: norm scales around 1, running
-    variances positive, the rest N(0, std) (large enough that attention is far from uniform, so a
-    swapped q/k would show)."""
+def randomize_(module: nn.Module, seed: int = 0, init: str = "peaked") -> nn.Module:
+    """Overwrite every floating parameter and buffer with noise.
+
+    ``peaked`` (the default): weight matrices N(0, 1/fan_in), except query and key projections
+    (separate, or the first two thirds of a fused qkv) at gain `QK_GAIN`, so that attention is
+    peaked; norm scales and layer scales 1 + N(0, 0.2); tokens, position tables and biases N(0, 0.2);
+    running variances positive. ``std002``: transformers'/timm's usual init, N(0, 0.02) weights,
+    unit norms, zero biases (near-uniform attention: a wrong head count hides)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, t in module.state_dict().items():
             if not t.dtype.is_floating_point:
                 continue
-            noise = torch.randn(t.shape, generator=g) * std
+            noise = torch.randn(t.shape, generator=g)
             if name.endswith("running_var"):
-                noise = noise.abs() + 0.5
-            elif re.search(r"(norm|layer_scale|bn)[^.]*\.(weight|lambda1)$", name):
-                noise = noise + 1.0
-            t.copy_(noise)
+                value = noise.abs() * 0.2 + 0.5
+            elif _NORM.search(name):
+                value = torch.ones(t.shape) + (0.0 if init == "std002" else 0.2 * noise)
+            elif init == "std002":
+                value = torch.zeros(t.shape) if name.endswith("bias") else 0.02 * noise
+            elif _TOKENS.search(name) or t.ndim < 2:
+                value = 0.2 * noise
+            else:
+                value = noise / math.sqrt(t[0].numel())
+                if _QK.search(name):
+                    value *= QK_GAIN
+                elif _FUSED_QKV.search(name):
+                    value[: 2 * t.shape[0] // 3] *= QK_GAIN
+            t.copy_(value)
     return module.eval()
+
+
+def reference_config(name: str, tiny: bool = True):
+    """The transformers config of entry `name`'s reference model, from the official numbers
+    (OFFICIAL), never from the encoder under test; ``tiny``: width 48, 2 layers, a 2 x 2 grid (SAM:
+    64 x 64 input, windows of 2, the second layer global, 16 output channels), as the zoo's toy sizes."""
+    o = OFFICIAL[name]
+    width, depth = (TINY, 2) if tiny else (o["width"], o["depth"])
+    common = dict(hidden_size=width, num_hidden_layers=depth, num_attention_heads=o["heads"], patch_size=o["patch"],
+                  layer_norm_eps=o["eps"], hidden_act=o["act"])
+    if o["kind"] == "sam":
+        vision = transformers.SamVisionConfig(
+            **common, global_attn_indexes=[1] if tiny else list(o["global_attn"]), image_size=64 if tiny else o["image"],
+            window_size=2 if tiny else o["window"], output_channels=16 if tiny else o["out"],
+            mlp_dim=o["mlp_ratio"] * width, qkv_bias=True, use_abs_pos=True, use_rel_pos=True)
+        return transformers.SamConfig(vision_config=vision.to_dict())
+    image = 2 * o["patch"] if tiny else o["image"]
+    if name.startswith("dinov2"):
+        dino = dict(**common, image_size=3 * o["patch"] if tiny else o["pos"], mlp_ratio=o["mlp_ratio"],
+                    layerscale_value=1.0, qkv_bias=True)
+        if o["registers"]:
+            return transformers.Dinov2WithRegistersConfig(**dino, num_register_tokens=o["registers"])
+        return transformers.Dinov2Config(**dino)
+    if name.startswith("clip"):
+        return transformers.CLIPVisionConfig(**common, intermediate_size=o["mlp_ratio"] * width, image_size=image,
+                                             projection_dim=16 if tiny else o["proj"])
+    return transformers.ViTMAEConfig(**common, intermediate_size=o["mlp_ratio"] * width, image_size=image,
+                                     qkv_bias=True, mask_ratio=0.0)
+
+
+def _official_dinov2_pos_embed(embeddings, tokens, height, width, *, offset, antialias, patch):
+    return official_dinov2_interpolation(embeddings.position_embeddings, height // patch, width // patch,
+                                         offset, antialias).to(embeddings.position_embeddings.dtype)
 
 
 def images(n: int = 2, h: int = 84, w: int = 84, seed: int = 0) -> torch.Tensor:
@@ -79,9 +149,8 @@ def fuse_qkv(state: dict[str, torch.Tensor], q: str, k: str, v: str, fused: str)
 
 # --------------------------------------------------------------------------------------------- SAM
 
-def sam_reference(arch_name: str = "tiny", seed: int = 0):
-    cfg = transformers.SamConfig(vision_config=SAM_ARCHS[arch_name].config().to_dict())
-    model = transformers.SamModel(cfg)
+def sam_reference(name: str = "sam_vit_b", tiny: bool = True, seed: int = 0):
+    model = transformers.SamModel(reference_config(name, tiny))
     randomize_(model.vision_encoder, seed)
     return model.eval()
 
@@ -104,8 +173,8 @@ def to_segment_anything(vision_state: dict[str, torch.Tensor]) -> dict[str, torc
     return state
 
 
-def check_sam(name: str, arch_name: str, tiny: bool, tmp_path, n_images: int = 2) -> None:
-    ref = sam_reference(arch_name)
+def check_sam(name: str, tiny: bool, tmp_path, n_images: int = 2) -> None:
+    ref = sam_reference(name, tiny)
     path = tmp_path / "sam.pth"
     torch.save(to_segment_anything(ref.vision_encoder.state_dict()), path)
     enc = create_encoder(name, weights=path, tiny=tiny)
@@ -120,12 +189,13 @@ def check_sam(name: str, arch_name: str, tiny: bool, tmp_path, n_images: int = 2
     torch.testing.assert_close(pooled, nn.functional.adaptive_avg_pool2d(expected, 6).flatten(1), atol=ATOL, rtol=1e-4)
 
 
-def test_sam_official_checkpoint_matches_transformers_sam(tmp_path):
-    check_sam("sam_vit_b", "tiny", True, tmp_path)
+@pytest.mark.parametrize("name", ["sam_vit_b", "sam_vit_h"])
+def test_sam_official_checkpoint_matches_transformers_sam(name, tmp_path):
+    check_sam(name, True, tmp_path)
 
 
 def test_sam_hub_folder_matches_official_checkpoint(tmp_path):
-    ref = sam_reference()
+    ref = sam_reference("sam_vit_l")
     ref.save_pretrained(tmp_path / "hub")
     torch.save(to_segment_anything(ref.vision_encoder.state_dict()), tmp_path / "sam.pth")
     imgs = images()
@@ -155,14 +225,21 @@ def test_sam_preprocessing_matches_transformers_processor():
 
 @pytest.mark.slow
 def test_sam_vit_b_full_size_matches_transformers_sam(tmp_path):
-    check_sam("sam_vit_b", "vit_b", False, tmp_path, n_images=1)
+    check_sam("sam_vit_b", False, tmp_path, n_images=1)
 
 
 # ------------------------------------------------------------------------------------------ DINOv2
 
-def dinov2_reference(enc) -> nn.Module:
-    cls = transformers.Dinov2WithRegistersModel if enc.arch.num_registers else transformers.Dinov2Model
-    return randomize_(cls(enc.hf_config(enc.arch)), seed=1)
+def dinov2_reference(name: str, tiny: bool = True) -> nn.Module:
+    """The reference DINOv2 with the official position-embedding interpolation (OFFICIAL's offset and
+    antialiasing, DINO_SRC's formula as test_encoder_zoo writes it)."""
+    o = OFFICIAL[name]
+    cls = transformers.Dinov2WithRegistersModel if o["registers"] else transformers.Dinov2Model
+    model = randomize_(cls(reference_config(name, tiny)), seed=1)
+    offset, antialias = o["interp"]
+    model.embeddings.interpolate_pos_encoding = partial(
+        _official_dinov2_pos_embed, model.embeddings, offset=offset, antialias=antialias, patch=o["patch"])
+    return model
 
 
 def to_dinov2_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -182,21 +259,20 @@ def to_dinov2_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return fuse_qkv(remap(state, rules), ".q_proj.", ".k_proj.", ".v_proj.", ".qkv.")
 
 
-@pytest.mark.parametrize("name", ["dinov2_vitb14_reg", "dinov2_vits14"])
+@pytest.mark.parametrize("name", ["dinov2_vitb14_reg", "dinov2_vits14", "dinov2_vitl14_reg"])
 def test_dinov2_official_and_hub_checkpoints_match_transformers(name, tmp_path):
-    template = create_encoder(name, pretrained=False, tiny=True)
-    ref = dinov2_reference(template)
+    ref = dinov2_reference(name)
     torch.save(to_dinov2_official(ref.state_dict()), tmp_path / "dinov2_pretrain.pth")
     ref.save_pretrained(tmp_path / "hub")
     imgs = images()
-    regs = template.arch.num_registers
+    regs = OFFICIAL[name]["registers"]
     for weights in (tmp_path / "dinov2_pretrain.pth", tmp_path / "hub"):
         enc = create_encoder(name, weights=weights, tiny=True)
         with torch.no_grad():
             h = ref(pixel_values=enc.preprocess(imgs)).last_hidden_state
             torch.testing.assert_close(enc(imgs), h[:, 0], atol=ATOL, rtol=1e-4)
             grid = enc.spatial_features(imgs)
-            assert grid.shape == (2, 32, 2, 2)
+            assert grid.shape == (2, TINY, 2, 2)
             torch.testing.assert_close(grid.flatten(2).transpose(1, 2), h[:, 1 + regs:], atol=ATOL, rtol=1e-4)
 
 
@@ -241,41 +317,26 @@ def to_openai_clip(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-class _Holder(nn.Module):
-    """Parameters under arbitrary dotted names, to write a TorchScript archive like OpenAI's."""
-
-    def __init__(self, state: dict[str, torch.Tensor]):
-        super().__init__()
-        for key, value in state.items():
-            mod = self
-            *path, leaf = key.split(".")
-            for part in path:
-                if not hasattr(mod, part):
-                    mod.add_module(part, nn.Module())
-                mod = getattr(mod, part)
-            mod.register_buffer(leaf, value.clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-def test_clip_openai_torchscript_open_clip_and_hub_match_transformers(tmp_path):
-    template = create_encoder("clip_vitb16", pretrained=False, tiny=True)
-    ref = randomize_(transformers.CLIPVisionModelWithProjection(template.hf_config(template.arch)), seed=2)
+@pytest.mark.parametrize("name", ["clip_vitb16", "clip_vitl14"])
+def test_clip_openai_torchscript_open_clip_and_hub_match_transformers(name, tmp_path, capfd):
+    """OpenAI's TorchScript archive is read without running its code (the archive written here has a
+    module whose __setstate__ prints when torch.jit.load runs it)."""
+    ref = randomize_(transformers.CLIPVisionModelWithProjection(reference_config(name)), seed=2)
     official = to_openai_clip(ref.state_dict())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(_Holder(official)), str(tmp_path / "ViT-B-16.pt"))
+    official["visual.proj"] = official["visual.proj"].half()  # OpenAI's archives keep fp16 weights
+    ref.visual_projection.weight.data = official["visual.proj"].float().t()
+    script_archive(tmp_path / "ViT.pt", official)
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in official.items()}},
                tmp_path / "open_clip_pytorch_model.bin")
     ref.save_pretrained(tmp_path / "hub")
     imgs = images()
-    for weights in ("ViT-B-16.pt", "open_clip_pytorch_model.bin", "hub"):
-        enc = create_encoder("clip_vitb16", weights=tmp_path / weights, tiny=True)
+    for weights in ("ViT.pt", "open_clip_pytorch_model.bin", "hub"):
+        enc = create_encoder(name, weights=tmp_path / weights, tiny=True)
+        assert ARCHIVE_SIDE_EFFECT not in capfd.readouterr().out
         with torch.no_grad():
             out = ref(pixel_values=enc.preprocess(imgs))
             torch.testing.assert_close(enc(imgs), out.image_embeds, atol=ATOL, rtol=1e-4)
-            assert enc.embed_dim == out.image_embeds.shape[1] == 16
+            assert enc.embed_dim == out.image_embeds.shape[1] == 16 and enc.arch.num_heads == OFFICIAL[name]["heads"]
             expected = ref.vision_model.post_layernorm(out.last_hidden_state[:, 1:])
             torch.testing.assert_close(enc.spatial_features(imgs).flatten(2).transpose(1, 2), expected,
                                        atol=ATOL, rtol=1e-4)
@@ -313,26 +374,58 @@ def to_timm_vit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return fuse_qkv(remap(state, rules), ".q_proj.", ".k_proj.", ".v_proj.", ".qkv.")
 
 
-@pytest.mark.parametrize("name", ["mae_vitb16", "mvp_vits16"])
+def mae_parity(enc, ref, imgs) -> None:
+    """`enc` against ViTMAEModel `ref` on `imgs`: the CLS embedding and the patch grid."""
+    with torch.no_grad():
+        out = ref(pixel_values=enc.preprocess(imgs))  # the reference shuffles patches at random
+        h = out.last_hidden_state
+        torch.testing.assert_close(enc(imgs), h[:, 0], atol=ATOL, rtol=1e-4)
+        restore = out.ids_restore.unsqueeze(-1).expand(-1, -1, h.shape[-1])
+        patches = torch.gather(h[:, 1:], 1, restore)
+        torch.testing.assert_close(enc.spatial_features(imgs).flatten(2).transpose(1, 2), patches,
+                                   atol=ATOL, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["mae_vitb16", "mvp_vits16", "mvp_vitb16", "mae_vitl16"])
 def test_mae_and_mvp_checkpoints_match_transformers_vitmae(name, tmp_path):
-    template = create_encoder(name, pretrained=False, tiny=True)
-    ref = randomize_(transformers.ViTMAEModel(template.hf_config(template.arch)), seed=3)
+    ref = randomize_(transformers.ViTMAEModel(reference_config(name)), seed=3)
     official = to_timm_vit(ref.state_dict())
     # MAE pre-training checkpoints carry the decoder; MVP's training script stores its args.
-    official.update({"mask_token": torch.zeros(1, 1, 32), "decoder_embed.weight": torch.randn(16, 32)})
+    official.update({"mask_token": torch.zeros(1, 1, TINY), "decoder_embed.weight": torch.randn(16, TINY)})
     torch.save({"model": official, "epoch": 1, "args": argparse.Namespace(model="vit")}, tmp_path / "mae.pth")
     ref.save_pretrained(tmp_path / "hub")
     imgs = images()
     for weights in ("mae.pth", "hub"):
-        enc = create_encoder(name, weights=tmp_path / weights, tiny=True)
+        mae_parity(create_encoder(name, weights=tmp_path / weights, tiny=True), ref, imgs)
+
+
+def test_peaked_weights_expose_a_wrong_head_count(tmp_path):
+    """A head count is in no tensor's shape: MVP ViT-S/16 built with 6 heads (timm's ViT-S) loads MVP's
+    12-head weights without error. With std-0.02 weights the attention is near-uniform and the wrong
+    model's embedding is within 1% of the right one (a relative-error parity check passes); with
+    `randomize_`'s peaked weights it is far off and the parity check fails."""
+    config = reference_config("mvp_vits16")
+    config._attn_implementation = "eager"  # to read the attention probabilities
+    right = create_encoder("mvp_vits16", pretrained=False, tiny=True)
+    assert right.arch.num_heads == config.num_attention_heads == 12
+    wrong = MaeEncoder("mvp_vits16", "mvp", replace(right.arch, num_heads=6), right.preprocessing, pooling="cls")
+    imgs = images()
+    rel, peak = {}, {}
+    for init in ("std002", "peaked"):
+        ref = randomize_(transformers.ViTMAEModel(config), seed=3, init=init)
+        for enc in (right, wrong):
+            enc.model.load_state_dict(ref.state_dict())
         with torch.no_grad():
-            out = ref(pixel_values=enc.preprocess(imgs))  # the reference shuffles patches at random
-            h = out.last_hidden_state
-            torch.testing.assert_close(enc(imgs), h[:, 0], atol=ATOL, rtol=1e-4)
-            restore = out.ids_restore.unsqueeze(-1).expand(-1, -1, h.shape[-1])
-            patches = torch.gather(h[:, 1:], 1, restore)
-            torch.testing.assert_close(enc.spatial_features(imgs).flatten(2).transpose(1, 2), patches,
-                                       atol=ATOL, rtol=1e-4)
+            out = ref(pixel_values=right.preprocess(imgs), output_attentions=True)
+            peak[init] = float(torch.stack(out.attentions).amax(-1).mean())  # 5 tokens: uniform is 0.2
+            z_right, z_wrong = right(imgs), wrong(imgs)
+        rel[init] = float((z_wrong - z_right).norm() / z_right.norm())
+        mae_parity(right, ref, imgs)  # the right head count matches either way
+        if init == "peaked":
+            with pytest.raises(AssertionError):
+                mae_parity(wrong, ref, imgs)
+    assert peak["std002"] < 0.25 < 0.6 < peak["peaked"], peak
+    assert rel["std002"] < 0.01 and rel["peaked"] > 0.2, rel
 
 
 # ------------------------------------------------------------------------------------------ ResNets
@@ -379,7 +472,8 @@ def test_r3m_and_vip_checkpoint_layouts(name, depth, key, fc_out, tmp_path):
     """R3M/VIP ``model.pt``: ``{key: {"module.convnet.*": ...}}``; input [0, 255], normalised inside."""
     state = torchvision_state(depth, 5, num_classes=fc_out)
     ckpt = {f"module.convnet.{k}": v for k, v in state.items()}
-    ckpt["module.lang_enc.weight"] = torch.randn(3)  # R3M's language head: ignored
+    if key == "r3m":  # R3M's language head: dropped, as R3M's own loader does (VIP has none)
+        ckpt.update({"module.lang_enc.weight": torch.randn(3), "module.lang_rew.pred.0.weight": torch.randn(2, 3)})
     torch.save({key: ckpt, "global_step": 10}, tmp_path / "model.pt")
     enc = create_encoder(name, weights=tmp_path / "model.pt", tiny=True)
     imgs = images()

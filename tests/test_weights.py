@@ -11,16 +11,24 @@ import sys
 import threading
 from pathlib import Path
 
+import pickle
+import warnings
+import zipfile
+from typing import Tuple
+
 import pytest
 import torch
+from torch import nn
 
 from vfmbench.registry import Registry
 from vfmbench.utils.errors import WeightsError
 from vfmbench.weights import (
+    CheckpointError,
     WeightsSpec,
     download_weights,
     load_checkpoint_into,
     locate_weights,
+    read_state_dict,
     strip_prefix,
     verify_weights,
     weights_path,
@@ -192,9 +200,149 @@ def test_a_non_encoder_weight_set_flows_through_list_path_verify_and_loading(hom
     assert location.sha256 == digest
     torch.testing.assert_close(target.state_dict(), decoder.state_dict())
 
+    code, out = run_cli(["weights", "list", "--json"], capsys)
+    assert json.loads(out)[0]["status"] == "installed"
+
     weights_path(spec).write_bytes(b"corrupt")
     code, out = run_cli(["weights", "verify", "toy_decoder"], capsys)
     assert code == 1 and "FAILED" in out and "do not match their checksum" in out
+    code, out = run_cli(["weights", "list", "--json"], capsys)
+    assert json.loads(out)[0]["status"] == "corrupt"  # fails verification: never "installed"
+    assert spec.status() == "corrupt"
     with pytest.raises(WeightsError, match="do not match their checksum") as exc:
         locate_weights(spec, hint="ask for something else")
-    assert "ask for something else" in str(exc.value)
+    msg = str(exc.value)
+    assert "ask for something else" in msg
+    assert "weights=PATH" in msg and "--weights PATH" in msg  # the route for a file of one's own
+
+
+def test_a_file_under_one_of_its_other_names_is_found_listed_verified_and_not_fetched_again(home, capsys, monkeypatch):
+    """A weight set's ``also_named`` files (the upstream release name, an upstream loader's cache name)
+    are read from its folder as they are: no renaming."""
+    from vfmbench.cli import weights as cli
+
+    spec = WeightsSpec("toy_aliased", "https://example.invalid/r3m_50.pt", "model.pt", None, "MIT", "r3m",
+                       also_named=("r3m_50.pt",))
+    registry: Registry[WeightsSpec] = Registry("weight set", plural="weight sets")
+    registry.register(spec)
+    monkeypatch.setattr(cli, "_registry", lambda: registry)
+    assert spec.status() == "missing" and spec.installed is None
+    with pytest.raises(WeightsError, match="not found") as exc:
+        locate_weights(spec)
+    assert "r3m_50.pt" in str(exc.value)  # the error names the other accepted names
+    alias = weights_path(spec).parent / "r3m_50.pt"
+    alias.parent.mkdir(parents=True)
+    alias.write_bytes(b"weights")
+    assert spec.installed == alias and spec.status() == "installed"
+    assert locate_weights(spec).path == alias
+    assert download_weights(spec) == alias  # there: verified, not fetched (the source is unreachable)
+    code, out = run_cli(["weights", "list", "--json"], capsys)
+    (row,) = json.loads(out)
+    assert row["status"] == "installed" and row["path"] == str(alias) and row["also_named"] == ["r3m_50.pt"]
+    code, out = run_cli(["weights", "verify"], capsys)
+    assert code == 0 and "toy_aliased: no published checksum" in out
+
+
+# ------------------------------------------------------------------------- TorchScript archives
+
+ARCHIVE_SIDE_EFFECT = "ARCHIVE CODE RAN"
+
+
+class _ArchiveCode(nn.Module):
+    """A module whose TorchScript __setstate__ (run by torch.jit.load while loading) prints."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("marker", torch.zeros(1))
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[torch.Tensor, bool]:
+        return (self.marker, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[torch.Tensor, bool]) -> None:
+        print("ARCHIVE CODE RAN")
+        self.marker = state[0]
+        self.training = state[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class _Holder(nn.Module):
+    """Tensors under arbitrary dotted names (buffers of nested modules), like OpenAI's archives, plus
+    a module with code that runs at load."""
+
+    def __init__(self, state: dict[str, torch.Tensor], quantized: bool = False):
+        super().__init__()
+        for key, value in state.items():
+            mod = self
+            *path, leaf = key.split(".")
+            for part in path:
+                if not hasattr(mod, part):
+                    mod.add_module(part, nn.Module())
+                mod = getattr(mod, part)
+            mod.register_buffer(leaf, value.clone())
+        self.add_module("archive_code", _ArchiveCode())
+        if quantized:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.register_buffer("quantized", torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.quint8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def script_archive(path: Path, state: dict[str, torch.Tensor], quantized: bool = False) -> Path:
+    """Write `state` as a TorchScript archive (torch.jit.save) whose loading with torch.jit.load prints
+    ARCHIVE_SIDE_EFFECT."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(_Holder(state, quantized)), str(path))
+    return path
+
+
+def test_torchscript_archive_tensors_are_read_without_running_its_code(tmp_path, capfd):
+    state = {"visual.conv1.weight": torch.randn(4, 3, 2, 2), "visual.proj": torch.randn(4, 2).half(),
+             "logit_scale": torch.tensor(4.6)}
+    path = script_archive(tmp_path / "ViT-B-16.pt", state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.load(str(path))  # the archive is armed: torch.jit.load runs its code
+    assert ARCHIVE_SIDE_EFFECT in capfd.readouterr().out
+
+    read = read_state_dict(path)
+    assert ARCHIVE_SIDE_EFFECT not in capfd.readouterr().out
+    assert set(read) == set(state)  # the module that restores itself with its own code is not rebuilt
+    for key, value in state.items():
+        assert read[key].dtype == value.dtype
+        torch.testing.assert_close(read[key], value)
+
+
+def test_torchscript_archive_the_reader_cannot_rebuild_is_refused_unless_trusted(tmp_path, capfd, monkeypatch):
+    path = script_archive(tmp_path / "model.pt", {"w": torch.ones(2)}, quantized=True)
+    with pytest.raises(CheckpointError, match="VFMBENCH_TRUST_CHECKPOINTS=1") as exc:
+        read_state_dict(path)
+    assert "TorchScript" in str(exc.value) and "_rebuild_qtensor" in str(exc.value)
+    assert ARCHIVE_SIDE_EFFECT not in capfd.readouterr().out
+    monkeypatch.setenv("VFMBENCH_TRUST_CHECKPOINTS", "1")  # the user's explicit opt-in: torch.jit.load
+    read = read_state_dict(path)
+    assert ARCHIVE_SIDE_EFFECT in capfd.readouterr().out and "w" in read
+
+
+class _Call:
+    """Pickles as a call of print: what a malicious pickle does with os.system."""
+
+    def __reduce__(self):
+        return (print, ("PICKLE CODE RAN",))
+
+
+def test_a_torchscript_archive_that_pickles_a_call_is_refused_without_calling_it(tmp_path, capfd):
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"w": _Call()}, protocol=2))
+        z.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
+        z.writestr("evil/version", "3\n")
+    with pytest.raises(CheckpointError, match=r"pickles (__builtin__|builtins)\.print"):
+        read_state_dict(path)
+    assert "PICKLE CODE RAN" not in capfd.readouterr().out

@@ -4,7 +4,11 @@ Weight sets are named (the zoo's are named after their encoders) and live under
 ``$VFMBENCH_HOME/weights/<name>/``; ``used_by`` says which encoders (or parts of other models)
 load each. ``download`` fetches from the official source (pooch; huggingface_hub for hub
 repositories when installed) and checks the sha256 where one is published; ``verify`` re-checks
-installed files; ``path`` says where a file belongs (for placing it by hand).
+installed files; ``path`` says where a file belongs (for placing it by hand; the upstream release's
+file name, or any of the weight set's ``also_named`` names, is read from that folder).
+
+``list`` shows a file as ``installed`` only when it passes verification (present, and matching
+the published sha256 where one is published); a file that fails is ``corrupt``.
 """
 
 from __future__ import annotations
@@ -77,9 +81,11 @@ def _list(args: argparse.Namespace) -> int:
         print_json(rows)
     else:
         for r in rows:
-            r["sha256"] = "published" if r["sha256"] else "none"
+            r["sha256"] = "published" if r["sha256"] else "none (checked by loading)"
             r["used_by"] = ", ".join(r["used_by"])
         print_table(rows, ["name", "status", "format", "license", "size_mb", "sha256", "used_by", "source"])
+        if any(r["status"] == "corrupt" for r in rows):
+            print("corrupt: the file fails verification; `vfmbench weights verify NAME` says why")
     return 0
 
 
@@ -97,16 +103,16 @@ def _download(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from vfmbench.utils.errors import WeightsError
-    from vfmbench.weights import verify_weights, weights_path
+    from vfmbench.weights import installed_path, verify_weights, weights_path
 
     specs = _selected(args.names)
     if not args.names:
-        specs = [s for s in specs if weights_path(s).exists()]
+        specs = [s for s in specs if installed_path(s) is not None]
     failed = 0
     for spec in specs:
-        path = weights_path(spec)
-        if not path.exists():
-            print(f"{spec.name}: MISSING {path} ({spec.fetch_command})")
+        path = installed_path(spec)
+        if path is None:
+            print(f"{spec.name}: MISSING {weights_path(spec)} ({spec.fetch_command})")
             failed += 1
             continue
         try:

@@ -12,8 +12,15 @@
 So for R3M and VIP ``preprocess`` returns [0, 255] pixels at 224 x 224 (what the official module
 receives), and the normalisation happens in ``forward_features``. Spatial features: layer4.
 
-Checkpoints read: torchvision state dicts, R3M ``model.pt`` (``{"r3m": {"module.convnet.*": ...}}``;
-language-head keys ignored) and VIP ``model.pt`` (``{"vip": {"module.convnet.*": ...}}``).
+Checkpoints read, each style only its own layout (a file of another model is an error that says
+what the file looks like; R3M and VIP load their files the same way):
+
+- "imagenet": a torchvision state dict, keys ``conv1.weight`` ... ``fc.*`` at the top level, no
+  wrapper and no prefix (the classifier ``fc.*`` is dropped);
+- "r3m": R3M's ``model.pt``, ``{"r3m": {"module.convnet.*": ...}}`` (``torch.nn.DataParallel`` of
+  R3M; its language head ``lang_enc``/``lang_rew`` is dropped as R3M's own loader does; its ``fc``
+  is the identity, so the file has no ``fc.*``);
+- "vip": VIP's ``model.pt``, ``{"vip": {"module.convnet.*": ...}}`` including ``fc`` (2048 -> 1024).
 """
 
 from __future__ import annotations
@@ -24,38 +31,55 @@ import torch
 
 from vfmbench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, seeded, view_preprocessing
 from vfmbench.encoders.resnet import ResNetEncoder
-from vfmbench.weights import StateDict, WeightsLocation, load_checkpoint_into, unwrap
+from vfmbench.weights import StateDict, WeightsLocation, load_checkpoint_into, not_the_format
 
-# Prefixes under which the official checkpoints keep the torchvision ResNet, most specific first.
-_PREFIXES = ("module.convnet.", "convnet.", "module.")
+# style -> (the wrapper key holding the state dict, the key prefix inside it, what the file is)
+LAYOUTS: dict[str, tuple[str | None, str, str]] = {
+    "imagenet": (None, "", "a torchvision ResNet state dict (conv1.weight ... fc.* at the top level)"),
+    "r3m": ("r3m", "module.convnet.", "an R3M checkpoint ({'r3m': {'module.convnet.*': ...}}, R3M's model.pt)"),
+    "vip": ("vip", "module.convnet.", "a VIP checkpoint ({'vip': {'module.convnet.*': ...}}, VIP's model.pt)"),
+}
+_R3M_LANGUAGE_HEAD = ("lang_enc", "lang_rew")  # dropped by R3M's own remove_language_head
 
 
-def convert_torchvision(checkpoint: dict[str, Any], keep_fc: bool) -> StateDict:
-    """torchvision / R3M / VIP checkpoint -> ResNetTrunk keys (``fc.*`` dropped unless `keep_fc`)."""
-    state = {k: v for k, v in unwrap(checkpoint, ("r3m", "vip", "state_dict", "model")).items()
-             if isinstance(v, torch.Tensor)}
-    for prefix in _PREFIXES:
-        if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            break
-    return {k: v for k, v in state.items() if keep_fc or not k.startswith("fc.")}
+def convert_resnet(checkpoint: dict[str, Any], style: str) -> StateDict:
+    """An official checkpoint of `style` ("imagenet", "r3m", "vip") -> ResNetTrunk keys. Entries that
+    are not the ResNet's are passed on unchanged (so a strict load names them as unexpected)."""
+    wrapper, prefix, expected = LAYOUTS[style]
+    state = checkpoint.get(wrapper) if wrapper else checkpoint
+    if not isinstance(state, dict) or not isinstance(state.get(prefix + "conv1.weight"), torch.Tensor):
+        raise not_the_format(expected, checkpoint)
+    if wrapper is None and any(isinstance(v, dict) for v in state.values()):
+        raise not_the_format(expected, checkpoint)
+    out: StateDict = {}
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if style == "r3m" and any(part in key for part in _R3M_LANGUAGE_HEAD):
+            continue
+        key = key[len(prefix):] if key.startswith(prefix) else key
+        if style == "imagenet" and key.startswith("fc."):
+            continue  # the ImageNet classifier
+        out[key] = value
+    return out
 
 
 class PretrainedResNet(ResNetEncoder):
     """ResNet encoder; with ``normalize_inside`` it takes [0, 255] input and normalises it itself
     (R3M/VIP). ``forward_features``: ``[B, 3, 224, 224]`` -> ``[B, C, 7, 7]``."""
 
-    def __init__(self, name: str, depth: int, preprocessing: Preprocessing, *, normalize_inside: bool,
+    def __init__(self, name: str, depth: int, preprocessing: Preprocessing, *, style: str,
                  fc_out: int | None, seed: int = 0, weights: WeightsLocation | None = None):
         with seeded(seed):
             super().__init__(name, depth, preprocessing, fc_out=fc_out)
-        self.normalize_inside = normalize_inside
+        self.style = style
+        self.normalize_inside = style != "imagenet"
         self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if weights is None:
             self.pretrained, self.weights_id = False, f"random:seed={seed}"
         else:
-            load_checkpoint_into(self.trunk, weights, lambda ckpt: convert_torchvision(ckpt, keep_fc=fc_out is not None))
+            load_checkpoint_into(self.trunk, weights, lambda ckpt: convert_resnet(ckpt, style))
             self.pretrained, self.weights_id = True, weights.sha256
         self.eval().requires_grad_(False)
 
@@ -77,5 +101,4 @@ def build_resnet(name: str, weights: WeightsLocation | None, *, depth: int, styl
         pre = view_preprocessing(size, crop_pct, "bilinear", IMAGENET_MEAN, IMAGENET_STD)
     else:
         pre = view_preprocessing(size, crop_pct, "bilinear", (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), scale=1.0)
-    return PretrainedResNet(name, depth, pre, normalize_inside=style != "imagenet", fc_out=fc_out, seed=seed,
-                            weights=weights)
+    return PretrainedResNet(name, depth, pre, style=style, fc_out=fc_out, seed=seed, weights=weights)

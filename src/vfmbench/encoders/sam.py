@@ -7,14 +7,16 @@ dimensions; ``mean``/``max``/``gridN`` are options. Preprocessing follows segmen
 resize the longer side to 1024 (bilinear), normalise with its pixel mean/std on [0, 255], pad
 bottom/right with zeros to 1024 x 1024.
 
-Weights: the official ``sam_vit_*.pth`` (whole model; only ``image_encoder.*`` is read) or a hub
-folder of ``SamModel`` (e.g. facebook/sam-vit-base).
+Weights: the official ``sam_vit_*.pth`` (the whole model's state dict at the top level; only
+``image_encoder.*`` is read), segment-anything's ``ImageEncoderViT`` state dict alone
+(``patch_embed.*``, ``blocks.*``, ``neck.*``), or a hub folder of ``SamModel`` (e.g.
+facebook/sam-vit-base). Files in other layouts are refused, naming what they look like.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -28,7 +30,7 @@ from vfmbench.weights import (
     load_checkpoint_into,
     rename,
     strip_prefix,
-    unwrap,
+    not_the_format,
 )
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
@@ -66,13 +68,21 @@ class SamArch:
             initializer_range=0.02,  # transformers' default (1e-10) would make random baselines near-constant
         )
 
+    def tiny(self) -> "SamArch":
+        """Test-only toy size of the same code path: width 48, 2 layers (the second global), 64 x 64
+        input (a 4 x 4 grid, windows of 2), 16 output channels; the head count is kept, so a wrong
+        head count shows at toy size too (48 is divisible by 12 and 16)."""
+        return replace(self, hidden_size=48, num_layers=2, global_attn_indexes=(1,), image_size=64, window_size=2,
+                       out_channels=16)
 
+
+# segment-anything's build_sam.py (build_sam_vit_b/l/h): encoder_embed_dim, encoder_depth,
+# encoder_num_heads, encoder_global_attn_indexes; image_size 1024, vit_patch_size 16, window_size 14,
+# prompt_embed_dim 256, mlp_ratio 4, LayerNorm eps 1e-6, qkv_bias and use_rel_pos True.
 SAM_ARCHS: dict[str, SamArch] = {
     "vit_b": SamArch(768, 12, 12, (2, 5, 8, 11)),
     "vit_l": SamArch(1024, 24, 16, (5, 11, 17, 23)),
     "vit_h": SamArch(1280, 32, 16, (7, 15, 23, 31)),
-    # Test-only: the same code path at toy size (64 x 64 input, 4 x 4 grid).
-    "tiny": SamArch(32, 2, 2, (1,), image_size=64, window_size=2, out_channels=16),
 }
 
 # segment-anything image-encoder keys -> transformers SamVisionEncoder keys
@@ -88,10 +98,18 @@ _SAM_RULES = [
 ]
 
 
+_SAM_LAYOUT = ("a segment-anything checkpoint (sam_vit_*.pth: image_encoder.*, prompt_encoder.*, mask_decoder.* "
+               "at the top level) or its image encoder alone (patch_embed.*, blocks.*, neck.*)")
+
+
 def convert_segment_anything(checkpoint: dict[str, Any]) -> StateDict:
     """segment-anything state dict (whole SAM, or the image encoder alone) -> SamVisionEncoder keys."""
-    state = unwrap(checkpoint, ("model", "state_dict"))
-    encoder = strip_prefix(state, "image_encoder.") or {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if isinstance(checkpoint.get("image_encoder.patch_embed.proj.weight"), torch.Tensor):
+        encoder = strip_prefix(checkpoint, "image_encoder.")
+    elif isinstance(checkpoint.get("patch_embed.proj.weight"), torch.Tensor) and "neck.0.weight" in checkpoint:
+        encoder = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+    else:
+        raise not_the_format(_SAM_LAYOUT, checkpoint)
     return rename(encoder, _SAM_RULES)
 
 
@@ -118,7 +136,8 @@ class SamEncoder(Encoder):
         else:
             load_checkpoint_into(
                 self.model, weights, convert_segment_anything,
-                hub=lambda p: hub_state_dict("SamModel", p, submodule="vision_encoder"),
+                hub=lambda p: hub_state_dict("SamModel", p, self.model.config, submodule="vision_encoder",
+                                             model_types=("sam",)),
             )
             self.pretrained, self.weights_id = True, weights.sha256
         self.eval().requires_grad_(False)
@@ -136,4 +155,5 @@ class SamEncoder(Encoder):
 def build_sam(name: str, weights: WeightsLocation | None, *, arch_name: str, pooling: str = "grid6",
               seed: int = 0, tiny: bool = False) -> SamEncoder:
     """A SAM encoder of size `arch_name` ("vit_b", "vit_l", "vit_h"); ``tiny`` is for tests."""
-    return SamEncoder(name, SAM_ARCHS["tiny" if tiny else arch_name], pooling=pooling, seed=seed, weights=weights)
+    arch = SAM_ARCHS[arch_name]
+    return SamEncoder(name, arch.tiny() if tiny else arch, pooling=pooling, seed=seed, weights=weights)

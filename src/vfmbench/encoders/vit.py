@@ -13,17 +13,30 @@ Where the embedding is taken (paper 000, Appendix A.1):
 pass through ``ln_post`` too). Poolings: ``cls``, ``proj`` (CLIP), or any spatial pooling of
 that grid (``mean``, ``max``, ``gridN``).
 
-Checkpoints read: hub folders (``save_pretrained`` layout) for every family; the official
-DINOv2 ``*_pretrain.pth``; OpenAI's CLIP ``.pt`` (TorchScript) and open_clip state dicts
-(``visual.*`` keys); MAE / MVP ``.pth`` files (timm keys under ``"model"``; decoder keys ignored).
+Checkpoints read, each family only its own layouts (a file of another model is an error that
+says what the file looks like): hub folders (``save_pretrained`` layout, of the family's model
+type and architecture) for every family; the official DINOv2 ``*_pretrain.pth`` (timm-style keys
+with ``ls1.gamma`` at the top level) or a DINOv2 training checkpoint (``{"teacher": {"backbone.*"}}``);
+OpenAI's CLIP ``.pt`` (TorchScript, read without running it) and open_clip state dicts (``visual.*``
+keys, or ``{"state_dict": {"module.visual.*"}}`` from open_clip training); MAE / MVP ``.pth`` files
+(timm keys under ``"model"``; MAE's decoder and mask token ignored).
+
+DINOv2 interpolates its position embeddings (trained at 518 x 518, a 37 x 37 grid) to the input's
+grid as the official code does, which differs between the releases: without registers with
+``interpolate_offset=0.1`` (the interpolation is given the scale factor (grid + 0.1) / 37) and no
+antialiasing, with registers by output size with antialiasing (dinov2/hub/backbones.py).
+`transformers`' Dinov2Model interpolates by output size, so vfmbench installs the official rule.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Callable, ClassVar
 
 import torch
+import torch.nn.functional as F
 
 from vfmbench.encoders._hf import hub_state_dict, transformers
 from vfmbench.encoders._pooling import spatial_pooling
@@ -33,9 +46,9 @@ from vfmbench.weights import (
     StateDict,
     WeightsLocation,
     load_checkpoint_into,
+    not_the_format,
     rename,
     strip_prefix,
-    unwrap,
 )
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -45,7 +58,10 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 @dataclass(frozen=True)
 class ViTArch:
     """Transformer sizes. ``image_size`` is the model input (crop) size; ``pos_image_size`` the size
-    the position embeddings were trained at when it differs (DINOv2: 518, interpolated at run time)."""
+    the position embeddings were trained at when it differs (DINOv2: 518, interpolated at run time,
+    with ``interpolate_offset`` and ``interpolate_antialias`` as the official code has them). The
+    head count is in no tensor's shape: a wrong one loads without error, so each entry's numbers
+    are checked against the official definitions in tests/test_encoder_zoo.py."""
 
     hidden_size: int
     num_layers: int
@@ -55,15 +71,19 @@ class ViTArch:
     pos_image_size: int | None = None
     num_registers: int = 0
     projection_dim: int | None = None
+    mlp_ratio: int = 4
+    interpolate_offset: float = 0.0
+    interpolate_antialias: bool = False
 
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size
 
     def tiny(self) -> "ViTArch":
-        """Test-only toy size of the same family: width 32, 2 layers, a 2 x 2 patch grid."""
+        """Test-only toy size of the same family: width 48, 2 layers, a 2 x 2 patch grid, the same head
+        count (48 is divisible by 6, 12 and 16, so a wrong head count shows at toy size too)."""
         return replace(
-            self, hidden_size=32, num_layers=2, num_heads=2, image_size=2 * self.patch_size,
+            self, hidden_size=48, num_layers=2, image_size=2 * self.patch_size,
             pos_image_size=3 * self.patch_size if self.pos_image_size else None,
             projection_dim=16 if self.projection_dim else None,
         )
@@ -86,13 +106,14 @@ class TokenPooling:
 
 
 def split_fused(state: StateDict, fused: str, parts: tuple[str, str, str]) -> StateDict:
-    """Split fused ``.<fused>.weight/bias`` entries (q, k, v stacked on dim 0) into three entries."""
+    """Split fused ``.<fused>.weight/bias`` entries (q, k, v stacked on dim 0) into three entries
+    (views of the file's tensor, so errors can name the file's key)."""
     out: StateDict = {}
     for key, value in state.items():
         token = f".{fused}."
         if token in key:
             for part, chunk in zip(parts, value.chunk(3, dim=0)):
-                out[key.replace(token, f".{part}.")] = chunk.clone()
+                out[key.replace(token, f".{part}.")] = chunk
         else:
             out[key] = value
     return out
@@ -127,11 +148,14 @@ class ViTEncoder(Encoder):
             self.pretrained, self.weights_id = False, f"random:seed={seed}"
         else:
             load_checkpoint_into(self.model, weights, self.convert_official,
-                                 hub=lambda p: hub_state_dict(self.hf_class, p))
+                                 hub=lambda p: hub_state_dict(self.hf_class, p, self.model.config,
+                                                              model_types=self.hub_model_types))
             self.pretrained, self.weights_id = True, weights.sha256
         self.eval().requires_grad_(False)
 
     # --- per family
+    hub_model_types: ClassVar[tuple[str, ...]] = ()  # config.json model_type of hub folders it reads
+
     def hf_config(self, arch: ViTArch) -> Any:
         raise NotImplementedError
 
@@ -186,28 +210,69 @@ _DINOV2_RULES = [
 ]
 
 
+def official_dinov2_pos_embed(embeddings: Any, tokens: torch.Tensor, height: int, width: int, *, patch_size: int,
+                              offset: float, antialias: bool) -> torch.Tensor:
+    """Position embeddings for a `height` x `width` input, interpolated as DINOv2's
+    ``DinoVisionTransformer.interpolate_pos_encoding`` does (dinov2/models/vision_transformer.py):
+    bicubic from the trained M x M grid, given the scale factor (grid + offset) / M when `offset`
+    is set, else the output size; `antialias` as configured. `embeddings` is the `transformers`
+    embeddings module (its ``position_embeddings``), `tokens` its [CLS, patches] sequence."""
+    pos = embeddings.position_embeddings
+    n, big_n = tokens.shape[1] - 1, pos.shape[1] - 1
+    if n == big_n and height == width:
+        return pos
+    m = int(math.sqrt(big_n))
+    h0, w0 = height // patch_size, width // patch_size
+    grid = pos[:, 1:].float().reshape(1, m, m, -1).permute(0, 3, 1, 2)
+    how: dict[str, Any] = ({"scale_factor": ((h0 + offset) / m, (w0 + offset) / m)} if offset else {"size": (h0, w0)})
+    grid = F.interpolate(grid, mode="bicubic", antialias=antialias, align_corners=False, **how)
+    if tuple(grid.shape[-2:]) != (h0, w0):
+        raise ValueError(f"position grid {tuple(grid.shape[-2:])} for a {h0} x {w0} patch grid")
+    grid = grid.permute(0, 2, 3, 1).reshape(1, h0 * w0, -1)
+    return torch.cat((pos[:, :1].float(), grid), dim=1).to(pos.dtype)
+
+
+_DINOV2_LAYOUT = ("a DINOv2 checkpoint (the official dinov2_*_pretrain.pth: cls_token, pos_embed, blocks.N.ls1.gamma ... "
+                  "at the top level; or a training checkpoint with the ViT under 'teacher' as 'backbone.*')")
+_DINOV2_HEADS = ("dino_head.", "ibot_head.")  # beside the backbone in DINOv2 training checkpoints
+
+
 class Dinov2Encoder(ViTEncoder):
     """DINOv2 ViT-*/14, with registers when ``arch.num_registers`` > 0."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.model.embeddings.interpolate_pos_encoding = partial(
+            official_dinov2_pos_embed, self.model.embeddings, patch_size=self.arch.patch_size,
+            offset=self.arch.interpolate_offset, antialias=self.arch.interpolate_antialias)
 
     @property
     def hf_class(self) -> str:  # type: ignore[override]
         return "Dinov2WithRegistersModel" if self.arch.num_registers else "Dinov2Model"
 
+    @property
+    def hub_model_types(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("dinov2_with_registers",) if self.arch.num_registers else ("dinov2",)
+
     def hf_config(self, arch: ViTArch) -> Any:
         hf = transformers()
         common = dict(hidden_size=arch.hidden_size, num_hidden_layers=arch.num_layers,
                       num_attention_heads=arch.num_heads, patch_size=arch.patch_size,
-                      image_size=arch.pos_image_size or arch.image_size, mlp_ratio=4, layer_norm_eps=1e-6,
-                      layerscale_value=1.0, qkv_bias=True, hidden_act="gelu")
+                      image_size=arch.pos_image_size or arch.image_size, mlp_ratio=arch.mlp_ratio,
+                      layer_norm_eps=1e-6, layerscale_value=1.0, qkv_bias=True, hidden_act="gelu")
         if arch.num_registers:
             return hf.Dinov2WithRegistersConfig(num_register_tokens=arch.num_registers, **common)
         return hf.Dinov2Config(**common)
 
     def convert_official(self, checkpoint: dict[str, Any]) -> StateDict:
-        state = {k: v for k, v in unwrap(checkpoint, ("model", "teacher", "state_dict")).items()
-                 if isinstance(v, torch.Tensor)}
-        state = rename(strip_prefix(state, "backbone.") or state, _DINOV2_RULES)
-        return split_fused(state, "qkv", ("q_proj", "k_proj", "v_proj"))
+        teacher = checkpoint.get("teacher")
+        if isinstance(teacher, dict) and isinstance(teacher.get("backbone.cls_token"), torch.Tensor):
+            state = strip_prefix(teacher, "backbone.")
+        elif isinstance(checkpoint.get("cls_token"), torch.Tensor) and any(k.endswith(".ls1.gamma") for k in checkpoint):
+            state = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+        else:
+            raise not_the_format(_DINOV2_LAYOUT, checkpoint)
+        return split_fused(rename(state, _DINOV2_RULES), "qkv", ("q_proj", "k_proj", "v_proj"))
 
     def tokens(self, x: torch.Tensor) -> Tokens:
         h = self.model(pixel_values=x).last_hidden_state  # [CLS, registers, patches], after the final norm
@@ -231,10 +296,15 @@ _CLIP_RULES = [
 ]
 
 
+_CLIP_LAYOUT = ("a CLIP checkpoint (OpenAI's TorchScript .pt or an open_clip state dict with the image tower as "
+                "visual.*, or open_clip's training checkpoint {'state_dict': {'module.visual.*': ...}})")
+
+
 class ClipEncoder(ViTEncoder):
     """CLIP ViT image tower with its projection (OpenAI weights; QuickGELU)."""
 
     hf_class = "CLIPVisionModelWithProjection"
+    hub_model_types = ("clip", "clip_vision_model")
     token_poolings = {
         **ViTEncoder.token_poolings,
         "proj": TokenPooling(lambda t: t.projected, lambda a: a.projection_dim),  # type: ignore[arg-type,return-value]
@@ -242,21 +312,24 @@ class ClipEncoder(ViTEncoder):
 
     def hf_config(self, arch: ViTArch) -> Any:
         return transformers().CLIPVisionConfig(
-            hidden_size=arch.hidden_size, intermediate_size=4 * arch.hidden_size, num_hidden_layers=arch.num_layers,
-            num_attention_heads=arch.num_heads, image_size=arch.image_size, patch_size=arch.patch_size,
-            projection_dim=arch.projection_dim, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+            hidden_size=arch.hidden_size, intermediate_size=arch.mlp_ratio * arch.hidden_size,
+            num_hidden_layers=arch.num_layers, num_attention_heads=arch.num_heads, image_size=arch.image_size,
+            patch_size=arch.patch_size, projection_dim=arch.projection_dim, hidden_act="quick_gelu", layer_norm_eps=1e-5,
         )
 
     def convert_official(self, checkpoint: dict[str, Any]) -> StateDict:
-        state = unwrap(checkpoint, ("state_dict", "model"))
-        state = strip_prefix(state, "module.") or state
+        wrapped = checkpoint.get("state_dict")  # open_clip's training checkpoints (DataParallel: "module.")
+        if isinstance(wrapped, dict) and isinstance(wrapped.get("module.visual.conv1.weight"), torch.Tensor):
+            state = strip_prefix(wrapped, "module.")
+        elif isinstance(checkpoint.get("visual.conv1.weight"), torch.Tensor):
+            state = checkpoint
+        else:
+            raise not_the_format(_CLIP_LAYOUT, checkpoint)
         visual = strip_prefix(state, "visual.")
-        if not visual:
-            raise ValueError("no 'visual.*' keys: not an OpenAI/open_clip CLIP checkpoint")
         proj = visual.pop("proj", None)
         out = split_fused(rename(visual, _CLIP_RULES), "qkv", ("q_proj", "k_proj", "v_proj"))
         if proj is not None:
-            out["visual_projection.weight"] = proj.t().contiguous()
+            out["visual_projection.weight"] = proj.t()  # a view of the file's tensor
         return out
 
     def tokens(self, x: torch.Tensor) -> Tokens:
@@ -279,8 +352,12 @@ _TIMM_VIT_RULES = [
     (r"^blocks\.(\d+)\.mlp\.", r"layers.\1.mlp."),
     (r"^norm\.", "layernorm."),
 ]
-# Keys of MAE pre-training checkpoints that the encoder does not use.
-_MAE_IGNORED = ("decoder", "mask_token", "head.")
+# Keys of MAE pre-training checkpoints that the encoder does not use (MAE's decoder and its mask
+# token). A classification head (head.*, fc_norm.*) is not ignored: it marks a supervised or
+# fine-tuned ViT, which is not MAE pre-training.
+_MAE_IGNORED = ("decoder", "mask_token")
+_MAE_LAYOUT = ("an MAE/MVP checkpoint (timm ViT keys under 'model', as MAE's and MVP's load_checkpoint read "
+               "checkpoint['model'])")
 
 
 class MaeEncoder(ViTEncoder):
@@ -288,18 +365,21 @@ class MaeEncoder(ViTEncoder):
     identity patch order (the model shuffles patches by default, which would scramble the grid)."""
 
     hf_class = "ViTMAEModel"
+    hub_model_types = ("vit_mae",)
 
     def hf_config(self, arch: ViTArch) -> Any:
         return transformers().ViTMAEConfig(
-            hidden_size=arch.hidden_size, intermediate_size=4 * arch.hidden_size, num_hidden_layers=arch.num_layers,
-            num_attention_heads=arch.num_heads, image_size=arch.image_size, patch_size=arch.patch_size,
-            qkv_bias=True, layer_norm_eps=1e-6, hidden_act="gelu", mask_ratio=0.0,
+            hidden_size=arch.hidden_size, intermediate_size=arch.mlp_ratio * arch.hidden_size,
+            num_hidden_layers=arch.num_layers, num_attention_heads=arch.num_heads, image_size=arch.image_size,
+            patch_size=arch.patch_size, qkv_bias=True, layer_norm_eps=1e-6, hidden_act="gelu", mask_ratio=0.0,
         )
 
     def convert_official(self, checkpoint: dict[str, Any]) -> StateDict:
-        state = unwrap(checkpoint, ("model", "state_dict"))
-        state = {k: v for k, v in (strip_prefix(state, "module.") or state).items()
-                 if isinstance(v, torch.Tensor) and not k.startswith(_MAE_IGNORED)}
+        state = checkpoint.get("model")
+        if not (isinstance(state, dict) and isinstance(state.get("cls_token"), torch.Tensor)
+                and isinstance(state.get("patch_embed.proj.weight"), torch.Tensor)):
+            raise not_the_format(_MAE_LAYOUT, checkpoint)
+        state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and not k.startswith(_MAE_IGNORED)}
         return split_fused(rename(state, _TIMM_VIT_RULES), "qkv", ("q_proj", "k_proj", "v_proj"))
 
     def tokens(self, x: torch.Tensor) -> Tokens:

@@ -16,7 +16,13 @@ ViT or SAM encoder is built. ``create_encoder(name, pretrained=..., **options)``
 
 Each pretrained entry registers its weight set in `vfmbench.weights.WEIGHTS` under the encoder's
 name (so files live in ``$VFMBENCH_HOME/weights/<encoder>/``); `EncoderSpec.weights` is that
-registered `WeightsSpec`.
+registered `WeightsSpec`. Its file name is the upstream release's (``also_named`` lists the other
+names the same file goes by, e.g. the name upstream loaders cache it under), so a file downloaded
+by hand needs no renaming.
+
+The architecture numbers below (width, depth, heads, patch, registers, projection, position
+interpolation) are the official definitions'; tests/test_encoder_zoo.py checks every entry against
+them, citing the source file of each number.
 """
 
 from __future__ import annotations
@@ -80,17 +86,25 @@ for _size, _file, _sha, _mb in (
 
 _DINOV2 = dict(family="dinov2", crop_pct=0.875, interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD,
                pooling="cls")
-for _name, _hub, _arch, _desc, _paper in (
-    ("dinov2_vits14", "facebook/dinov2-small", ViTArch(384, 12, 6, 14, pos_image_size=518), "ViT-S/14", "002"),
-    ("dinov2_vitb14", "facebook/dinov2-base", ViTArch(768, 12, 12, 14, pos_image_size=518), "ViT-B/14", "002"),
-    ("dinov2_vitb14_reg", "facebook/dinov2-with-registers-base",
-     ViTArch(768, 12, 12, 14, pos_image_size=518, num_registers=4), "ViT-B/14 with 4 registers", "000"),
-    ("dinov2_vitl14_reg", "facebook/dinov2-with-registers-large",
-     ViTArch(1024, 24, 16, 14, pos_image_size=518, num_registers=4), "ViT-L/14 with 4 registers", ""),
+# dinov2/hub/backbones.py: position embeddings trained at 518; without registers interpolate_offset 0.1 and
+# no antialiasing (the defaults of _make_dinov2_model), with registers offset 0 and antialiasing.
+_PLAIN = dict(pos_image_size=518, interpolate_offset=0.1, interpolate_antialias=False)
+_REG4 = dict(pos_image_size=518, num_registers=4, interpolate_offset=0.0, interpolate_antialias=True)
+for _name, _hub, _arch, _desc, _official, _paper in (
+    ("dinov2_vits14", "facebook/dinov2-small", ViTArch(384, 12, 6, 14, **_PLAIN), "ViT-S/14",
+     "dinov2_vits14_pretrain.pth", "002"),
+    ("dinov2_vitb14", "facebook/dinov2-base", ViTArch(768, 12, 12, 14, **_PLAIN), "ViT-B/14",
+     "dinov2_vitb14_pretrain.pth", "002"),
+    ("dinov2_vitb14_reg", "facebook/dinov2-with-registers-base", ViTArch(768, 12, 12, 14, **_REG4),
+     "ViT-B/14 with 4 registers", "dinov2_vitb14_reg4_pretrain.pth", "000"),
+    ("dinov2_vitl14_reg", "facebook/dinov2-with-registers-large", ViTArch(1024, 24, 16, 14, **_REG4),
+     "ViT-L/14 with 4 registers", "dinov2_vitl14_reg4_pretrain.pth", ""),
 ):
     _register(
         _name, "dinov2", f"DINOv2 {_desc}; CLS token after the final norm", _arch.hidden_size,
-        _weight_set(_name, "hf://" + _hub, _hub.split("/")[1], None, "Apache-2.0", "hf_dir", files=HUB_FILES),
+        _weight_set(_name, "hf://" + _hub, _hub.split("/")[1], None, "Apache-2.0", "hf_dir", files=HUB_FILES,
+                    also_named=(_official,),  # the official release (dl.fbaipublicfiles.com/dinov2/...)
+                    description=f"hub folder; the official {_official} is read too"),
         partial(build_vit, arch=_arch, **_DINOV2),
         paper=_paper,
     )
@@ -120,20 +134,26 @@ for _name, _file, _sha, _arch, _mb, _paper in (
 _MAE_URL = "https://dl.fbaipublicfiles.com/mae/pretrain/"
 _MVP_URL = "https://berkeley.box.com/shared/static/"
 _MAE = dict(family="mae", interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD, pooling="cls")
-for _name, _source, _file, _arch, _crop, _license, _desc, _mb, _paper in (
-    ("mae_vitb16", _MAE_URL + "mae_pretrain_vit_base.pth", "mae_pretrain_vit_base.pth", ViTArch(768, 12, 12, 16),
-     0.875, "CC-BY-NC-4.0", "MAE ViT-B/16 (ImageNet)", 343.0, "000"),
-    ("mae_vitl16", _MAE_URL + "mae_pretrain_vit_large.pth", "mae_pretrain_vit_large.pth", ViTArch(1024, 24, 16, 16),
-     0.875, "CC-BY-NC-4.0", "MAE ViT-L/16 (ImageNet)", 1215.0, ""),
-    ("mvp_vits16", _MVP_URL + "m93ynem558jo8vltlads5rcmnahgsyzr.pth", "mvp_vits_mae_hoi.pth", ViTArch(384, 12, 6, 16),
-     1.0, "unstated upstream (github.com/ir413/mvp)", "MVP ViT-S/16 (MAE on in-the-wild HOI frames)", 87.0, "001"),
-    ("mvp_vitb16", _MVP_URL + "0ckepd2ja3pi570z89ogd899cn387yut.pth", "mvp_vitb_mae_egosoup.pth",
+# MVP's files are released as mae_pretrain_<data>_vit_<size>.pth (ir413/mvp README); mvp.load caches them
+# as <model name>.pth; the box.com URL ends in a hash; vfmbench once named them mvp_*.pth.
+for _name, _source, _file, _also, _arch, _crop, _license, _desc, _mb, _paper in (
+    ("mae_vitb16", _MAE_URL + "mae_pretrain_vit_base.pth", "mae_pretrain_vit_base.pth", (),
+     ViTArch(768, 12, 12, 16), 0.875, "CC-BY-NC-4.0", "MAE ViT-B/16 (ImageNet)", 343.0, "000"),
+    ("mae_vitl16", _MAE_URL + "mae_pretrain_vit_large.pth", "mae_pretrain_vit_large.pth", (),
+     ViTArch(1024, 24, 16, 16), 0.875, "CC-BY-NC-4.0", "MAE ViT-L/16 (ImageNet)", 1215.0, ""),
+    # mvp/backbones/vit.py, vit_s16: embed_dim 384, depth 12, num_heads 12 (not timm's 6 for ViT-S)
+    ("mvp_vits16", _MVP_URL + "m93ynem558jo8vltlads5rcmnahgsyzr.pth", "mae_pretrain_hoi_vit_small.pth",
+     ("vits-mae-hoi.pth", "m93ynem558jo8vltlads5rcmnahgsyzr.pth", "mvp_vits_mae_hoi.pth"),
+     ViTArch(384, 12, 12, 16), 1.0, "unstated upstream (github.com/ir413/mvp)",
+     "MVP ViT-S/16 (MAE on in-the-wild HOI frames)", 87.0, "001"),
+    ("mvp_vitb16", _MVP_URL + "0ckepd2ja3pi570z89ogd899cn387yut.pth", "mae_pretrain_egosoup_vit_base.pth",
+     ("vitb-mae-egosoup.pth", "0ckepd2ja3pi570z89ogd899cn387yut.pth", "mvp_vitb_mae_egosoup.pth"),
      ViTArch(768, 12, 12, 16), 1.0, "unstated upstream (github.com/ir413/mvp)", "MVP ViT-B/16 (MAE on Ego Soup)",
      343.0, "000"),
 ):
     _register(
         _name, _name.split("_")[0], f"{_desc}; CLS token after the final norm", _arch.hidden_size,
-        _weight_set(_name, _source, _file, None, _license, "mae_timm", _mb),
+        _weight_set(_name, _source, _file, None, _license, "mae_timm", _mb, also_named=_also),
         partial(build_vit, arch=_arch, crop_pct=_crop, **_MAE),
         paper=_paper,
     )
@@ -141,10 +161,12 @@ for _name, _source, _file, _arch, _crop, _license, _desc, _mb, _paper in (
 # --------------------------------------------------------------------------------------- ResNets
 
 _R3M_URL = "https://pytorch.s3.amazonaws.com/models/rl/r3m/"
+# R3M's load_r3m keeps each release as ~/.r3m/r3m_<depth>/model.pt (r3m/__init__.py); the URL names it r3m_<depth>.pt.
 for _depth, _dim, _mb, _paper in ((18, 512, 130.0, "001"), (34, 512, 200.0, ""), (50, 2048, 310.0, "000")):
     _register(
         f"r3m_resnet{_depth}", "r3m", f"R3M ResNet-{_depth} (Ego4D); average-pooled layer4, fc = identity", _dim,
-        _weight_set(f"r3m_resnet{_depth}", f"{_R3M_URL}r3m_{_depth}.pt", f"r3m_{_depth}.pt", None, "MIT", "r3m", _mb),
+        _weight_set(f"r3m_resnet{_depth}", f"{_R3M_URL}r3m_{_depth}.pt", "model.pt", None, "MIT", "r3m", _mb,
+                    also_named=(f"r3m_{_depth}.pt",)),
         partial(build_resnet, depth=_depth, style="r3m"),
         paper=_paper,
     )

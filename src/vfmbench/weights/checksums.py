@@ -12,7 +12,14 @@ import json
 from pathlib import Path
 
 from vfmbench.utils.errors import WeightsError
-from vfmbench.weights.specs import HF_WEIGHT_FILES, WeightsSpec, weights_error, weights_path
+from vfmbench.weights.specs import (
+    HF_WEIGHT_FILES,
+    OWN_FILE_HINT,
+    WeightsSpec,
+    installed_path,
+    weights_error,
+    weights_path,
+)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -60,23 +67,38 @@ def cached_sha256(path: Path) -> str:
 def verify_weights(spec: WeightsSpec, path: Path | None = None) -> str:
     """Check the file (default: the installed one) against the spec's sha256 when known; returns
     the file's sha256."""
-    path = path or weights_path(spec)
+    path = path or installed_path(spec) or weights_path(spec)
     try:
         digest = cached_sha256(path)
-    except WeightsError as exc:
+    except (WeightsError, OSError) as exc:
         raise weights_error(spec, path, f"are incomplete ({exc})") from None
     if spec.sha256 is not None and digest != spec.sha256:
         raise weights_error(
             spec, path,
             f"do not match their checksum (sha256 {digest}, expected {spec.sha256}); the file is corrupt or "
             f"a different release — delete it and download again",
+            OWN_FILE_HINT,
         )
     return digest
 
 
+def weights_status(spec: WeightsSpec) -> str:
+    """'missing', 'corrupt' (fails `verify_weights`) or 'installed' (passes it: present, and matching
+    the published sha256 where there is one)."""
+    path = installed_path(spec)
+    if path is None:
+        return "missing"
+    try:
+        verify_weights(spec, path)
+    except WeightsError:
+        return "corrupt"
+    return "installed"
+
+
 def resolve_weights(spec: WeightsSpec) -> tuple[Path, str]:
-    """The installed weights of `spec` and their sha256, or a WeightsError that says how to get them."""
-    path = weights_path(spec)
-    if not path.exists():
-        raise weights_error(spec, path, "not found")
+    """The installed weights of `spec` (its file, or one of its ``also_named`` files) and their
+    sha256, or a WeightsError that says how to get them."""
+    path = installed_path(spec)
+    if path is None:
+        raise weights_error(spec, weights_path(spec), "not found")
     return path, verify_weights(spec, path)

@@ -22,7 +22,15 @@ from pathlib import Path
 
 from vfmbench.utils.errors import WeightsError
 from vfmbench.weights.checksums import cached_sha256, sidecar_path, verify_weights
-from vfmbench.weights.specs import HF_PREFIX, HF_WEIGHT_FILES, WeightsSpec, weights_error, weights_path
+from vfmbench.weights.specs import (
+    HF_PREFIX,
+    HF_WEIGHT_FILES,
+    OWN_FILE_HINT,
+    WeightsSpec,
+    installed_path,
+    weights_error,
+    weights_path,
+)
 
 CHUNK = 1 << 20  # bytes per read (pooch's default of 1 KiB is slow for GB files)
 _HASH_MISMATCH = "does not match the known hash"  # pooch's ValueError on a sha256 mismatch
@@ -31,14 +39,16 @@ _HASH_MISMATCH = "does not match the known hash"  # pooch's ValueError on a sha2
 def download_weights(spec: WeightsSpec, *, force: bool = False, progress: bool = False) -> Path:
     """Fetch weight set `spec` into VFMBENCH_HOME and verify it; returns its path.
 
-    An existing file is verified rather than fetched again unless `force`. `progress` shows a
-    progress bar per file (on stderr). Failures raise WeightsError naming the file, the source and
-    the command to retry; nothing is left at the final path.
+    An existing file (the spec's, or one of its ``also_named`` files) is verified rather than
+    fetched again unless `force`. `progress` shows a progress bar per file (on stderr). Failures
+    raise WeightsError naming the file, the source and the command to retry; nothing is left at
+    the final path.
     """
+    present = installed_path(spec)
+    if present is not None and not force:
+        verify_weights(spec, present)
+        return present
     path = weights_path(spec)
-    if path.exists() and not force:
-        verify_weights(spec, path)
-        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".part"))
     try:
@@ -54,6 +64,7 @@ def download_weights(spec: WeightsSpec, *, force: bool = False, progress: bool =
             raise weights_error(
                 spec, path,
                 f"downloaded from the source do not match their checksum, so nothing was saved ({exc})",
+                OWN_FILE_HINT,
             ) from None
         except OSError as exc:  # requests' and huggingface_hub's errors are OSErrors too
             raise _download_error(spec, path, exc) from exc
@@ -86,6 +97,7 @@ def _check(spec: WeightsSpec, fetched: Path, path: Path) -> None:
             spec, path,
             f"downloaded from the source do not match their checksum (sha256 {digest}, expected {spec.sha256}), "
             f"so nothing was saved",
+            OWN_FILE_HINT,
         )
 
 

@@ -17,7 +17,7 @@ import torch
 
 from vfmbench.utils.errors import WeightsError
 from vfmbench.weights.checksums import cached_sha256, resolve_weights
-from vfmbench.weights.formats import CheckpointError, StateDict, load_exact, read_state_dict
+from vfmbench.weights.formats import CheckpointError, StateDict, file_keys, load_exact, read_state_dict
 from vfmbench.weights.specs import WeightsSpec, weights_error
 
 
@@ -66,15 +66,17 @@ def load_checkpoint_into(
     convert: Callable[[dict[str, Any]], StateDict],
     hub: Callable[[Path], StateDict] | None = None,
 ) -> None:
-    """Load `location` into `module`: a file through `convert` (official layout -> module keys), a
-    hub folder through `hub`. Any failure is a WeightsError naming the file, source and fetch command."""
+    """Load `location` into `module`: a file through `convert` (official layout -> module keys; it
+    raises a CheckpointError for a file in another layout), a hub folder through `hub`. The file is
+    read without running code from it (`read_state_dict`). Any failure is a WeightsError naming the
+    file, source and fetch command; keys that do not fit are named as the file stores them."""
     try:
         if location.path.is_dir():
             if hub is None:
                 raise CheckpointError("this model reads checkpoint files, not folders")
-            state = hub(location.path)
+            load_exact(module, hub(location.path))
         else:
-            state = convert(read_state_dict(location.path))
-        load_exact(module, state)
+            checkpoint = read_state_dict(location.path)
+            load_exact(module, convert(checkpoint), stored=file_keys(checkpoint))
     except Exception as exc:  # corrupt archives raise anything from EOFError to RuntimeError
         raise location.error(f"could not be loaded ({type(exc).__name__}: {exc})") from exc

@@ -32,7 +32,11 @@ class WeightsSpec:
     checked by loading it); license: the weights' licence; format: the checkpoint layout the
     loaders expect ("segment_anything", "openai_clip", "mae_timm", "torchvision", "r3m", "vip",
     "hf_dir"); files: for hub folders, the files to fetch; used_by: who loads them, e.g.
-    ``("encoder sam_vit_b",)``; description: what the file holds, where worth saying.
+    ``("encoder sam_vit_b",)``; description: what the file holds, where worth saying;
+    also_named: other names the same weights go by (the name of the upstream release when
+    `filename` is not it, the names upstream loaders cache them under, a file in another official
+    layout): a file of one of these names in the weight set's folder is used when `filename` is
+    absent, so a file downloaded by hand needs no renaming.
     """
 
     name: str
@@ -45,6 +49,7 @@ class WeightsSpec:
     files: tuple[str, ...] = ()
     used_by: tuple[str, ...] = ()
     description: str = ""
+    also_named: tuple[str, ...] = ()
 
     @property
     def is_hub(self) -> bool:
@@ -52,16 +57,25 @@ class WeightsSpec:
 
     @property
     def path(self) -> Path:
-        """Where the file (or hub folder) is expected."""
+        """Where the file (or hub folder) is expected (downloads go there)."""
         return weights_path(self)
+
+    @property
+    def installed(self) -> Path | None:
+        """The file in place: `path`, else the first of `also_named` present in its folder; None if none is."""
+        return installed_path(self)
 
     @property
     def fetch_command(self) -> str:
         return f"vfmbench weights download {self.name}"
 
     def status(self) -> str:
-        """'installed' or 'missing' (whether the file is there; `verify_weights` checks its content)."""
-        return "installed" if self.path.exists() else "missing"
+        """'missing'; 'corrupt' (the file is there but does not match the published sha256, or a hub
+        folder lacks its weights file); or 'installed' (there, and matching the published sha256
+        where one is published). The sha256 is computed once per file and remembered."""
+        from vfmbench.weights.checksums import weights_status
+
+        return weights_status(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,7 +87,8 @@ class WeightsSpec:
             "sha256": self.sha256,
             "used_by": list(self.used_by),
             "source": self.source,
-            "path": str(self.path),
+            "path": str(self.installed or self.path),
+            "also_named": list(self.also_named),
             "description": self.description,
         }
 
@@ -85,8 +100,27 @@ list_weights = WEIGHTS.names
 
 
 def weights_path(spec: WeightsSpec) -> Path:
-    """Where weight set `spec`'s file (or hub folder) is expected."""
+    """Where weight set `spec`'s file (or hub folder) is expected (and downloaded to)."""
     return weights_dir() / spec.name / spec.filename
+
+
+def installed_path(spec: WeightsSpec) -> Path | None:
+    """The installed file of `spec`: `weights_path`, else the first name of ``also_named`` present in
+    the same folder; None when none is there."""
+    folder = weights_dir() / spec.name
+    for name in (spec.filename, *spec.also_named):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+# For users whose file differs from the published one on purpose.
+OWN_FILE_HINT = (
+    "to use a file of your own (another release, a fine-tuned checkpoint), pass it explicitly instead of "
+    "placing it here: the encoder option weights=PATH (create_encoder(name, weights=PATH), "
+    "encoder_options: {weights: PATH} in a run config) or --weights PATH (vfmbench embed); "
+    "such files are not held to the published checksum"
+)
 
 
 def weights_error(spec: WeightsSpec, path: Path, problem: str, hint: str = "") -> WeightsError:
@@ -99,6 +133,8 @@ def weights_error(spec: WeightsSpec, path: Path, problem: str, hint: str = "") -
         f"  fetch them with: {spec.fetch_command}",
         "  (or place the file there by hand; set VFMBENCH_HOME to use another folder)",
     ]
+    if spec.also_named:
+        lines.append(f"  (in that folder it may also be named: {', '.join(spec.also_named)})")
     if hint:
         lines.append(f"  {hint}")
     return WeightsError("\n".join(lines))
