@@ -68,8 +68,7 @@ class DemoConfig:
             spec = get_encoder_spec(name)  # unknown names list the valid ones
             if spec.weights is not None and spec.weights_status() != "installed":
                 raise ConfigError(f"encoder {name!r} needs its pretrained weights ({spec.weights_status()}): "
-                                  f"{spec.weights.fetch_command if hasattr(spec.weights, 'fetch_command') else 'vfmbench weights download ' + name}; "
-                                  f"or leave it out with --set encoders=[...]")
+                                  f"{spec.weights.fetch_command}, or leave it out with --set encoders=[...]")
         for name in self.encoder_options:
             if name not in self.encoders:
                 raise ConfigError(f"encoder_options names {name!r}, which is not in encoders")
