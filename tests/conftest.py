@@ -28,5 +28,21 @@ def reach_dataset(tmp_path_factory):
                    progress=False)
 
 
+@pytest.fixture
+def synthetic(tmp_path):
+    """A tiny state-only dataset: 4 episodes of 10 steps, state [4], proprio [2], actions [2]."""
+    import numpy as np
+
+    from vfmbench.data.episodes import EpisodeWriter
+
+    rng = np.random.default_rng(0)
+    w = EpisodeWriter(tmp_path / "syn", {"task": {"task": "synthetic", "state_dim": 4, "proprio_dim": 2,
+                                                  "action_dim": 2, "goal_conditioned": False}})
+    for ep in range(4):
+        s = rng.normal(size=(10, 4)).astype(np.float32)
+        w.append({"state": s, "actions": np.tanh(s[:, :2]), "proprio": s[:, 2:].copy()}, {}, {"seed": ep})
+    return w.finalize()
+
+
 def pytest_configure(config):
     os.environ.setdefault("MUJOCO_GL", "egl")

@@ -2,27 +2,11 @@ import json
 
 import numpy as np
 import pytest
+from toy_tasks import scored
 
 from vfmbench.data.episodes import EpisodeWriter
-from vfmbench.evaluation import EvalResult
 from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
 from vfmbench.training.checkpoint import list_checkpoints
-
-
-@pytest.fixture
-def synthetic(tmp_path):
-    rng = np.random.default_rng(0)
-    w = EpisodeWriter(tmp_path / "syn", {"task": {"task": "synthetic", "state_dim": 4, "proprio_dim": 2,
-                                                  "action_dim": 2, "goal_conditioned": False}})
-    for ep in range(4):
-        s = rng.normal(size=(10, 4)).astype(np.float32)
-        w.append({"state": s, "actions": s[:, :2].copy(), "proprio": s[:, 2:].copy()}, {}, {"seed": ep})
-    return w.finalize()
-
-
-def scored(rate: float) -> EvalResult:
-    return EvalResult(success_rate=rate, success_any_rate=rate, episodes=1, seeds=[0], successes=[rate > 0.5],
-                      seconds=0.0, returns=[0.0])
 
 
 def test_interrupted_training_resumes_from_checkpoint(synthetic, tmp_path):
@@ -37,7 +21,7 @@ def test_interrupted_training_resumes_from_checkpoint(synthetic, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         Trainer(spec, synthetic, tmp_path / "run", progress=False).run(crash_at_30)
     steps = [int(c.name.split("_")[1]) for c in list_checkpoints(tmp_path / "run")]
-    assert steps[-1] == 20
+    assert steps[-1] == 30  # saved before its evaluation was interrupted; resuming redoes the evaluation
     seen = []
     result = Trainer(spec, synthetic, tmp_path / "run", progress=False).run(lambda a, s: seen.append(s) or scored(0.5))
     assert seen == [30, 40] and result.final_success == 0.5

@@ -8,28 +8,16 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from toy_tasks import collect_point_reach, register_point_reach
+from toy_tasks import register_point_reach, scored
 
 from vfmbench.agents import Normalizer
 from vfmbench.cli import app
 from vfmbench.data.episodes import EpisodeWriter
-from vfmbench.evaluation import EvalResult
 from vfmbench.experiments import EvalSpec, JobSpec, run_job
 from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
 from vfmbench.training.checkpoint import list_checkpoints
 from vfmbench.utils.config import from_dict
 from vfmbench.utils.errors import ActionError, ConfigError, TrainingDivergedError, VfmbenchError
-
-
-@pytest.fixture
-def synthetic(tmp_path):
-    rng = np.random.default_rng(0)
-    w = EpisodeWriter(tmp_path / "syn", {"task": {"task": "synthetic", "state_dim": 4, "proprio_dim": 2,
-                                                  "action_dim": 2, "goal_conditioned": False}})
-    for ep in range(4):
-        s = rng.normal(size=(10, 4)).astype(np.float32)
-        w.append({"state": s, "actions": np.tanh(s[:, :2]), "proprio": s[:, 2:].copy()}, {}, {"seed": ep})
-    return w.finalize()
 
 
 @pytest.fixture
@@ -42,11 +30,6 @@ def pixels(tmp_path):
                   "actions": rng.uniform(-1, 1, (8, 2)).astype(np.float32),
                   "proprio": np.zeros((8, 0), np.float32)}, {}, {"seed": ep})
     return w.finalize()
-
-
-def scored(rate: float) -> EvalResult:
-    return EvalResult(success_rate=rate, success_any_rate=rate, episodes=1, seeds=[0], successes=[rate > 0.5],
-                      seconds=0.0, returns=[0.0])
 
 
 # -- checkpoints load strictly ------------------------------------------------------------------------
@@ -159,11 +142,10 @@ def test_near_constant_features_are_not_divided_by_their_tiny_std():
 
 def test_evaluation_seeds_that_are_training_seeds_are_refused(tmp_path):
     register_point_reach()
-    from vfmbench.data.episodes import EpisodeWriter as W
     from toy_tasks import PointReach
 
     env = PointReach()
-    w = W(tmp_path / "data", {"task": env.describe(), "task_config": {}})
+    w = EpisodeWriter(tmp_path / "data", {"task": env.describe(), "task_config": {}})
     for seed in range(999_995, 1_000_005):
         env.reset(seed)
         w.append({"state": np.zeros((2, 4), np.float32), "actions": np.zeros((2, 2), np.float32),

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from vfmbench.data.episodes import EpisodeWriter
+from vfmbench.evaluation import EvalResult
 from vfmbench.tasks import TASKS, TaskSpec
 from vfmbench.tasks.base import StepResult, Task, TaskConfig
 
@@ -73,3 +74,9 @@ def register_point_reach() -> None:
         TASKS.register(TaskSpec("point_reach", "toy", "a point reaching a goal (tests)",
                                 lambda cfg: PointReach(config=cfg), action_dim=2, max_episode_steps=20,
                                 default_proprio=False))
+
+
+def scored(rate: float) -> EvalResult:
+    """A stand-in evaluation result with success `rate`, for trainer tests that need no rollouts."""
+    return EvalResult(success_rate=rate, success_any_rate=rate, episodes=1, seeds=[0], successes=[rate > 0.5],
+                      seconds=0.0, returns=[0.0])
