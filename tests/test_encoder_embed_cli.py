@@ -66,3 +66,50 @@ def test_encoder_benchmark_runs_on_cpu_in_tiny_mode(tmp_path, capsys):
     assert set(rows) == {(e, p) for e in ("sam_vit_b", "clip_vitb16") for p in ("fp32", "bf16")}
     for r in rows.values():
         assert r["images_per_s"] > 0 and r["gflops_per_image"] > 0 and r["label"].endswith("(random)")
+
+
+def test_embed_names_missing_arrays_and_refuses_bad_batch_sizes(dataset, tmp_path, capsys):
+    from vfmbench.cli import app
+
+    common = ["embed", "--encoder", "r3m_resnet18", "--random", "--dataset", str(dataset),
+              "--out", str(tmp_path / "cache"), "--device", "cpu"]
+    assert app([*common, "--array", "goal_pixels"]) == 2
+    err = capsys.readouterr().err
+    assert "no array 'goal_pixels'" in err and "it has: actions, pixels" in err
+    with pytest.raises(SystemExit) as exit_:
+        app([*common, "--batch-size", "0"])
+    assert exit_.value.code == 2 and "--batch-size: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_interrupted_embed_resumes_on_the_next_run(dataset, tmp_path, capsys, monkeypatch):
+    import vfmbench.encoders as encoders
+    from vfmbench.cli import app
+
+    real, calls = encoders.create_encoder, {"n": 0, "frames": 0}
+
+    def interrupting(*args, **kwargs):  # the first run stops at its second batch
+        enc = real(*args, **kwargs)
+        orig = enc.forward
+
+        def forward(x):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            calls["frames"] += len(x)
+            return orig(x)
+
+        enc.forward = forward
+        return enc
+
+    monkeypatch.setattr(encoders, "create_encoder", interrupting)
+    argv = ["embed", "--encoder", "r3m_resnet18", "--random", "--dataset", str(dataset),
+            "--out", str(tmp_path / "cache"), "--device", "cpu", "--batch-size", "2"]
+    assert app(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted after 2 of 6 frames" in err and "resumes" in err
+    assert app(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["cache"] == "computed" and out["shape"] == [6, 512] and out["resumed_frames"] == 2
+    assert calls["frames"] == 6  # 2 before the interruption, 4 after
+    assert not any(p.name.startswith(".tmp") for p in (tmp_path / "cache").iterdir())

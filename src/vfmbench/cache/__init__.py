@@ -3,15 +3,29 @@
 The key is a hash of everything that determines the numbers: the encoder's identity (name,
 weights checksum or random seed, preprocessing, options such as pooling), the dataset's
 content fingerprint, which array (pixels or goal_pixels), the output kind (pooled or
-spatial) and the compute precision. Change any of them and the cache misses. Entries are
-written to a temporary folder and renamed into place, so a crash never leaves a partial one.
+spatial) and the compute precision. Change any of them and the cache misses.
+
+Entries are computed in a temporary folder ``.tmp-<key>-<pid>-<ns>`` and renamed into place
+only when complete, so a crash never leaves a partial entry. An interrupted computation keeps
+its temporary folder with a record of the rows done; the next computation of the same key
+(in any process, once the first has ended) takes it over and resumes from there. Temporary
+folders of processes that have ended are removed when they hold nothing to resume, or when
+they were last written more than `STALE_SECONDS` ago.
+
+Every complete entry records the size and SHA-256 of each of its chunk files in ``meta.json``.
+Opening an entry checks that they all exist with their sizes; reading checks each chunk's
+bytes as zarr reads it (pooled embeddings are read whole on opening). A damaged entry is
+recomputed (with a warning) rather than served.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,14 +35,21 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vfmbench.data.episodes import bytes_digest, chunk_key, verifying_store
 from vfmbench.data.episodes import EpisodeDataset
 from vfmbench.encoders.base import Encoder
-from vfmbench.utils.errors import ConfigError
-from vfmbench.utils.io import read_json, write_json_atomic
+from vfmbench.utils.errors import ConfigError, DatasetError
+from vfmbench.utils.io import pid_alive, read_json, write_json_atomic
 from vfmbench.utils.paths import cache_dir
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries record chunk checksums
+STALE_SECONDS = 24 * 3600  # a dead process's resumable partial entry is kept this long
+PROGRESS_EVERY = 1.0  # seconds between records of the rows done
+CHUNK_BYTES = 8 << 20  # about 8 MB chunks
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_ACTIVE: set[str] = set()  # temporary folders this process is writing now
+
+log = logging.getLogger(__name__)
 
 
 def default_device() -> torch.device:
@@ -40,6 +61,9 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     keys: list[str] = field(default_factory=list)
+    resumed: int = 0  # rows taken over from interrupted computations instead of computed again
+    recomputed_damaged: int = 0  # damaged entries computed again
+    interrupted: dict[str, Any] | None = None  # the last computation that stopped: key, done, total, path
 
 
 class EmbeddingCache:
@@ -80,71 +104,270 @@ class EmbeddingCache:
 
         Computed in batches of `batch_size` on `device` (the GPU when present) and streamed to
         disk, so large spatial features never have to fit in memory at once; the return value
-        is a NumPy array for pooled embeddings and a read-only zarr array for spatial ones.
+        is a NumPy array for pooled embeddings and a read-only zarr array for spatial ones
+        (whose chunks are checked as they are read).
         """
         if encoder.trainable:
             raise ConfigError(f"encoder {encoder.name!r} trains with the policy; its embeddings cannot be cached")
         if precision not in _DTYPES:
             raise ConfigError(f"precision must be one of {', '.join(_DTYPES)}, got {precision!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not dataset.has(array):
+            raise DatasetError(f"{dataset.root} has no array {array!r} to embed; it has: "
+                               f"{', '.join(dataset.arrays) or 'none'}")
+        total = dataset.rows(array)
+        if total == 0:
+            raise DatasetError(f"{dataset.root} has no committed rows of {array!r} yet; collect some episodes first")
         key = self.key(encoder, dataset, array, spatial, precision)
         entry = self.root / key
-        if (entry / "meta.json").exists():
-            self.stats.hits += 1
-            self.stats.keys.append(key)
-            return self._open(entry, spatial)
-        self.stats.misses += 1
+        self.clean_stale()
         self.stats.keys.append(key)
+        if (entry / "meta.json").exists():
+            try:
+                result = self._open(entry, spatial, key, total)
+            except DatasetError as exc:
+                log.warning(f"vfmbench: warning: cache entry {entry} is damaged ({exc}); computing it again")
+                self._discard(entry)
+                self.stats.recomputed_damaged += 1
+            else:
+                self.stats.hits += 1
+                return result
+        self.stats.misses += 1
         self._compute(entry, encoder, dataset, array, spatial, batch_size, device, precision, progress)
-        return self._open(entry, spatial)
+        return self._open(entry, spatial, key, total)
 
-    def _open(self, entry: Path, spatial: bool):
+    # -- reading ------------------------------------------------------------------------------
+    def _open(self, entry: Path, spatial: bool, key: str, rows: int):
+        """The entry's embeddings, after checking them against ``meta.json`` (DatasetError if damaged)."""
         import zarr
 
-        arr = zarr.open_array(str(entry / "embeddings.zarr"), mode="r")
-        return arr if spatial else np.asarray(arr[:])
+        meta_path = entry / "meta.json"
+        try:
+            meta = read_json(meta_path)
+        except (ValueError, OSError) as exc:
+            raise DatasetError(f"{meta_path} is unreadable ({exc})") from exc
+        if not isinstance(meta, dict) or meta.get("key") != key or not isinstance(meta.get("chunks"), list):
+            raise DatasetError(f"{meta_path} does not describe the entry {key}")
+        shape = meta.get("shape")
+        if not isinstance(shape, list) or not shape or shape[0] != rows:
+            raise DatasetError(f"{meta_path} records shape {shape}, not {rows} rows")
+        store_root = entry / "embeddings.zarr"
+        advice = f"the cache entry is damaged: delete {entry} and run again to compute it anew"
+        checks: dict[str, tuple[int | None, str | None, str]] = {}
+        try:
+            arr = zarr.open_array(store=verifying_store(store_root, checks, advice), mode="r")
+        except Exception as exc:
+            raise DatasetError(f"{store_root} cannot be opened ({exc})") from exc
+        if list(arr.shape) != shape or len(meta["chunks"]) != -(-rows // arr.chunks[0]):
+            raise DatasetError(f"{store_root} does not match {meta_path} (shape {list(arr.shape)}, chunks)")
+        for i, record in enumerate(meta["chunks"]):
+            if not (isinstance(record, list) and len(record) == 2):
+                raise DatasetError(f"{meta_path}: chunk record {i} is malformed")
+            size, digest = record
+            name = chunk_key(arr, i)
+            path = store_root / name
+            if not path.is_file():
+                raise DatasetError(f"{path} is missing")
+            if path.stat().st_size != size:
+                raise DatasetError(f"{path} has a size of {path.stat().st_size} bytes, not the recorded {size}")
+            checks[name] = (size, digest, str(path))
+        if spatial:
+            return arr
+        try:
+            return np.asarray(arr[:])
+        except DatasetError:
+            raise
+        except Exception as exc:
+            raise DatasetError(f"{store_root} cannot be read ({type(exc).__name__}: {exc})") from exc
 
+    # -- computing ----------------------------------------------------------------------------
     def _compute(self, entry: Path, encoder: Encoder, dataset: EpisodeDataset, array: str, spatial: bool,
                  batch_size: int, device: str | torch.device | None, precision: str, progress: bool) -> None:
         import zarr
 
         device = torch.device(device) if device is not None else default_device()
         dtype = _DTYPES[precision]
-        total = dataset.n_frames if array in ("pixels", "state") else dataset.num_episodes
-        tmp = self.root / f".tmp-{entry.name}-{time.time_ns()}"
-        tmp.mkdir(parents=True)
+        total = dataset.rows(array)
+        key = entry.name
+        tmp, done = self._resume(key, total)
+        if tmp is None:
+            tmp, done = self.root / f".tmp-{key}-{os.getpid()}-{time.time_ns()}", 0
+            tmp.mkdir(parents=True)
+            _write_owner(tmp)
+        _ACTIVE.add(tmp.name)
+        self.stats.resumed += done
+        out = None
+        if done:
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                out = zarr.open_array(str(tmp / "embeddings.zarr"), mode="r+")
+        last_record = time.monotonic()
         try:
             encoder = encoder.to(device).eval()
-            out = None
-            bar = tqdm(total=total, desc=f"embed {encoder.name} {array}", unit="img", disable=not progress)
+            bar = tqdm(total=total, initial=done, desc=f"embed {encoder.name} {array}", unit="img",
+                       disable=not progress)
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                for start, block in dataset.iter_chunks(array, batch_size):
+                for start, block in dataset.iter_chunks(array, batch_size, start=done):
                     x = torch.from_numpy(block).to(device, non_blocking=True)
                     y = encoder.spatial_features(x) if spatial else encoder(x)
                     y = y.float().cpu().numpy()
                     if out is None:
-                        out = zarr.create_array(
-                            str(tmp / "embeddings.zarr"), shape=(total, *y.shape[1:]), dtype="float32",
-                            chunks=(max(1, min(total, (8 << 20) // max(1, y[0].nbytes))), *y.shape[1:]),
-                        )
+                        with zarr.config.set({"array.write_empty_chunks": True}):  # every chunk gets a file
+                            out = zarr.create_array(
+                                str(tmp / "embeddings.zarr"), shape=(total, *y.shape[1:]), dtype="float32",
+                                chunks=(max(1, min(total, CHUNK_BYTES // max(1, y[0].nbytes))), *y.shape[1:]),
+                            )
                     out[start : start + len(y)] = y
+                    done = start + len(y)
                     bar.update(len(y))
+                    if time.monotonic() - last_record >= PROGRESS_EVERY:
+                        _record_progress(tmp, key, done, total)
+                        last_record = time.monotonic()
             bar.close()
+            assert out is not None and done == total
+            chunks = []
+            for i in range(-(-total // out.chunks[0])):
+                data = (tmp / "embeddings.zarr" / chunk_key(out, i)).read_bytes()
+                chunks.append([len(data), bytes_digest(data)])
             write_json_atomic(tmp / "meta.json", {
                 **self.identity(encoder, dataset, array, spatial, precision),
-                "dataset_path": str(dataset.root),
-                "shape": list(out.shape) if out is not None else [0],
+                "key": key,
+                "dataset_path": str(dataset.root.absolute()),
+                "shape": list(out.shape),
+                "chunks": chunks,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             })
-            if entry.exists():  # a concurrent writer won; keep theirs
-                shutil.rmtree(tmp)
-            else:
+            (tmp / "progress.json").unlink(missing_ok=True)
+            (tmp / "owner.json").unlink(missing_ok=True)
+            try:
                 tmp.rename(entry)
+            except OSError:
+                if not (entry / "meta.json").exists():
+                    raise
+                shutil.rmtree(tmp)  # a concurrent writer won; keep theirs
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if out is not None and done > 0:  # keep the rows done for the next run to resume
+                try:
+                    _record_progress(tmp, key, done, total)
+                    self.stats.interrupted = {"key": key, "done": done, "total": total, "path": str(tmp)}
+                except BaseException:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            _ACTIVE.discard(tmp.name)
+
+    def _resume(self, key: str, total: int) -> tuple[Path | None, int]:
+        """Take over the partial computation of `key` that an ended process left, if any."""
+        for old in sorted(self.root.glob(f".tmp-{key}-*")) if self.root.exists() else []:
+            if _owner_state(old) != "ended" or not (old / "progress.json").exists():
+                continue
+            new = self.root / f".tmp-{key}-{os.getpid()}-{time.time_ns()}"
+            try:
+                old.rename(new)  # atomic: of two processes resuming at once, one gets it
+            except OSError:
+                continue
+            _write_owner(new)
+            try:
+                record = read_json(new / "progress.json")
+                done = int(record["done"])
+                import zarr
+
+                arr = zarr.open_array(str(new / "embeddings.zarr"), mode="r")
+                ok = (record.get("key") == key and record.get("total") == total and 0 < done <= total
+                      and arr.shape[0] == total
+                      and all((new / "embeddings.zarr" / chunk_key(arr, i)).is_file()
+                              for i in range(-(-done // arr.chunks[0]))))
+            except Exception:
+                ok = False
+            if ok:
+                return new, done
+            shutil.rmtree(new, ignore_errors=True)
+        return None, 0
+
+    def clean_stale(self) -> list[Path]:
+        """Remove temporary folders left by processes that have ended: at once when they hold
+        nothing to resume, after `STALE_SECONDS` when they do; returns what was removed."""
+        removed = []
+        if not self.root.exists():
+            return removed
+        now = time.time()
+        for path in self.root.iterdir():
+            if path.name.startswith(".damaged-"):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+                continue
+            if not path.name.startswith(".tmp-") or path.name in _ACTIVE:
+                continue
+            state = _owner_state(path)
+            age = now - _last_written(path)
+            resumable = (path / "progress.json").exists()
+            if (state == "ended" and (not resumable or age > STALE_SECONDS)) or (state == "unknown" and age > STALE_SECONDS):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
+
+    def _discard(self, entry: Path) -> None:
+        trash = self.root / f".damaged-{entry.name}-{os.getpid()}-{time.time_ns()}"
+        try:
+            entry.rename(trash)  # out of the way at once, for other readers too
+        except OSError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
 
     def entries(self) -> list[dict[str, Any]]:
-        """Metadata of every cached entry."""
+        """Metadata of every cached entry (entries whose meta.json is unreadable are left out)."""
         if not self.root.exists():
             return []
-        return [dict(read_json(p / "meta.json"), key=p.name) for p in sorted(self.root.iterdir()) if (p / "meta.json").exists()]
+        out = []
+        for p in sorted(self.root.iterdir()):
+            if p.name.startswith(".") or not (p / "meta.json").exists():
+                continue
+            try:
+                meta = read_json(p / "meta.json")
+            except (ValueError, OSError):
+                continue
+            if isinstance(meta, dict):
+                out.append(dict(meta, key=p.name))
+        return out
+
+
+def _write_owner(tmp: Path) -> None:
+    write_json_atomic(tmp / "owner.json", {"pid": os.getpid(), "host": socket.gethostname(),
+                                           "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _record_progress(tmp: Path, key: str, done: int, total: int) -> None:
+    write_json_atomic(tmp / "progress.json", {"key": key, "done": done, "total": total})
+
+
+def _owner_state(tmp: Path) -> str:
+    """"running", "ended" or "unknown" (another machine, or an old name without a pid) for a
+    temporary folder ``.tmp-<key>-<pid>-<ns>``; the pid in the name is its owner (taking a folder
+    over renames it), ``owner.json`` says on which machine."""
+    parts = tmp.name.split("-")
+    if len(parts) != 4 or not parts[2].isdigit():
+        return "unknown"
+    pid = int(parts[2])
+    try:
+        owner = read_json(tmp / "owner.json")
+        if int(owner["pid"]) != pid:
+            return "running"  # being taken over at this moment
+        if owner["host"] != socket.gethostname():
+            return "unknown"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # being created, or its record is lost: judge by the pid in the name
+    if pid == os.getpid():
+        return "running" if tmp.name in _ACTIVE else "ended"
+    return "running" if pid_alive(pid) else "ended"
+
+
+def _last_written(path: Path) -> float:
+    times = [path.stat().st_mtime]
+    for name in ("progress.json", "owner.json"):
+        try:
+            times.append((path / name).stat().st_mtime)
+        except OSError:
+            pass
+    return max(times)

@@ -2,15 +2,17 @@
 
 Runs on the GPU when present, in batches streamed to disk (SAM's spatial features never need
 to fit in memory), with a progress bar. A second run with the same encoder, weights,
-preprocessing, options, dataset and precision is a cache hit and computes nothing.
+preprocessing, options, dataset and precision is a cache hit and computes nothing; after an
+interrupted run, it resumes from the frames already embedded.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from vfmbench.cli._common import print_json
+from vfmbench.cli._common import positive_int, print_json
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pooling", help="override the encoder's pooling (e.g. mean, grid6, cls)")
     p.add_argument("--out", type=Path, help="cache folder (default: VFMBENCH_HOME/cache/embeddings)")
     p.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=64, help="frames per batch (default 64; lower for SAM)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="frames per batch (default 64; lower for SAM)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="compute precision (autocast); stored as float32")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the encoder first (GPU: 1.4-2.6x faster after a minute of compiling)")
@@ -46,16 +48,30 @@ def _embed(args: argparse.Namespace) -> int:
     from vfmbench.data.collection import open_dataset
     from vfmbench.encoders import create_encoder, encoder_label
 
+    from vfmbench.utils.errors import DatasetError
+
+    dataset = open_dataset(_dataset_path(args.dataset))
+    if not dataset.has(args.array):  # before loading any weights
+        raise DatasetError(f"{dataset.root} has no array {args.array!r} to embed; it has: "
+                           f"{', '.join(dataset.arrays) or 'none'}")
     options = {"pooling": args.pooling} if args.pooling else {}
     if args.weights is not None:
         options["weights"] = args.weights
     encoder = create_encoder(args.encoder, pretrained=False if args.random else None, **options)
     if args.compile:
         encoder.compile_model()
-    dataset = open_dataset(_dataset_path(args.dataset))
     cache = EmbeddingCache(args.out)
-    result = cache.get_or_compute(encoder, dataset, args.array, spatial=args.spatial, batch_size=args.batch_size,
-                                  device=args.device, precision=args.dtype, progress=True)
+    try:
+        result = cache.get_or_compute(encoder, dataset, args.array, spatial=args.spatial,
+                                      batch_size=args.batch_size, device=args.device, precision=args.dtype,
+                                      progress=True)
+    except KeyboardInterrupt:
+        stopped = cache.stats.interrupted
+        if stopped is None:
+            raise
+        print(f"vfmbench: interrupted after {stopped['done']} of {stopped['total']} frames; they are kept in the "
+              f"cache, and running the same command again resumes from there", file=sys.stderr)
+        return 130
     key = cache.stats.keys[-1]
     print_json({
         "encoder": encoder_label(encoder),
@@ -65,6 +81,7 @@ def _embed(args: argparse.Namespace) -> int:
         "shape": list(result.shape),
         "precision": args.dtype,
         "cache": "hit" if cache.stats.hits else "computed",
+        "resumed_frames": cache.stats.resumed,
         "key": key,
         "path": str(cache.root / key),
     })

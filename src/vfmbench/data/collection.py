@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,23 +41,30 @@ class CollectConfig:
     def validate(self) -> None:
         if self.episodes < 1:
             raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer (episode i uses seed + i), got {self.seed}")
         if self.action_noise < 0:
             raise ConfigError(f"action_noise must be non-negative, got {self.action_noise}")
+        self.task_config.validate()
 
 
 def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> EpisodeDataset:
     """Run the task's scripted expert and write `config.episodes` episodes to `out`.
 
     Each finished episode is committed at once, so an interrupted collect leaves a readable
-    dataset of the finished ones; running the same call again resumes it.
+    dataset of the finished ones; running the same call again resumes it, and asking for more
+    episodes than a finished dataset holds extends it. The settings are checked before anything
+    is created on disk; file paths in them (a video shift's sources) are stored absolute.
     """
     import vfmbench
 
+    config.validate()
     out = Path(out)
-    with make_task(config.task, config.task_config) as task:
+    task_config = absolute_paths(config.task_config)
+    with make_task(config.task, task_config) as task:
         header = {
             "task": task.describe(),
-            "task_config": asdict(config.task_config),
+            "task_config": asdict(task_config),
             "expert": "scripted",
             "seed": config.seed,
             "keep_failures": config.keep_failures,
@@ -93,6 +100,24 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
         bar.close()
         successes = sum(e["success"] for e in writer.manifest["episodes"])
         return writer.finalize({"attempts": attempts, "expert_success_rate": successes / attempts})
+
+
+def absolute_paths(task_config: TaskConfig) -> TaskConfig:
+    """`task_config` with the file paths of its shift's and wrappers' options made absolute, so a
+    dataset's recorded config opens the same files from any working folder.
+
+    Option classes that hold paths say so with a ``resolve_paths(options) -> options`` static
+    method (`VideoOptions` does)."""
+    from vfmbench.tasks.shifts import get_shift_spec
+    from vfmbench.tasks.wrappers import WRAPPERS
+
+    resolve = getattr(get_shift_spec(task_config.shift).options_cls, "resolve_paths", None)
+    shift_options = resolve(dict(task_config.shift_options)) if resolve else dict(task_config.shift_options)
+    wrappers = []
+    for wrapper in task_config.wrappers:
+        resolve = getattr(WRAPPERS.get(wrapper.name).options_cls, "resolve_paths", None)
+        wrappers.append(replace(wrapper, options=resolve(dict(wrapper.options)) if resolve else dict(wrapper.options)))
+    return replace(task_config, shift_options=shift_options, wrappers=wrappers)
 
 
 def _run_expert_episode(task, seed: int, noise: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:

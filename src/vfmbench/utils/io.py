@@ -4,26 +4,66 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
+    """Write JSON to a temporary file in the same folder, then rename it over `path`.
+
+    The file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask, so
+    0644 under the usual umask 022), unlike `tempfile.mkstemp`'s private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new, exclusively created file beside `path`, opened for writing with mode 0666 & ~umask."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {path}")
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files `write_json_atomic` left in `folder` when the process writing
+    them ended before renaming them into place (their names carry its pid); returns them."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        parts = path.name.rsplit(".", 3)  # ".<name>", "<pid>", "<random>", "tmp"
+        if len(parts) == 4 and parts[1].isdigit() and not pid_alive(int(parts[1])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (this process counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def read_json(path: str | Path) -> Any:

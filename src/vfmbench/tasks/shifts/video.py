@@ -11,6 +11,7 @@ Which clip, where it starts and the light's phase are drawn from the episode see
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,14 @@ class VideoOptions:
     complexity: int = 2  # procedural texture: waves and blobs (more is busier)
     light_motion: float = 0.0  # tilt of the lights (radians) as they circle; 0 keeps them still
     max_frames: int = 1000  # frames read from each source
+
+    @staticmethod
+    def resolve_paths(options: dict[str, Any]) -> dict[str, Any]:
+        """`options` with `sources` made absolute (against the current folder), as datasets record
+        them, so a recorded config finds its videos from any working folder."""
+        if isinstance(options.get("sources"), (list, tuple)):
+            options = {**options, "sources": [os.path.abspath(os.path.expanduser(str(s))) for s in options["sources"]]}
+        return options
 
     def validate(self) -> None:
         where = "video shift option"
