@@ -248,3 +248,20 @@ def test_robustness_into_an_unwritable_place_fails_before_any_rollout(tmp_path, 
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     assert app(["robustness", "--run", str(tmp_path), "--out", str(tmp_path / "r.json")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_half_written_checkpoints_of_ended_processes_are_removed(synthetic, tmp_path):
+    spec = RunSpec(task="synthetic", encoder="state", train=TrainConfig(steps=4, checkpoint_every=2))
+    stale = tmp_path / "r" / "checkpoints" / ".tmp_step_0000002_999999999_1"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"half")
+    Trainer(spec, synthetic, tmp_path / "r", progress=False).run()
+    assert not stale.exists()
+    assert [c.name for c in list_checkpoints(tmp_path / "r")] == ["step_0000004"]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"spec": {}}'])
+def test_a_garbled_run_config_is_a_clear_error(tmp_path, content):
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(VfmbenchError, match="config.json"):
+        load_agent(tmp_path)

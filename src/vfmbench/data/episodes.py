@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from vfmbench.utils.config import first_difference
 from vfmbench.utils.errors import DatasetError
 from vfmbench.utils.io import remove_stale_temporaries, write_json_atomic
 
@@ -160,7 +161,7 @@ class EpisodeWriter:
         if (self.root / MANIFEST).exists():
             self.manifest = _read_manifest(self.root)
             if self.manifest["header"] != self.header:
-                diff = _first_difference(self.manifest["header"], self.header)
+                diff = first_difference(self.manifest["header"], self.header)
                 raise DatasetError(
                     f"{self.root} already holds a dataset collected with different settings ({diff}); "
                     f"use another --out folder or delete this one"
@@ -733,11 +734,3 @@ def _validate_manifest(m: Any, path: Path) -> None:
 
 def _describe(arrays: dict[str, tuple[str, tuple[int, ...]]]) -> str:
     return ", ".join(f"{k} ({per}, {list(shape)})" for k, (per, shape) in sorted(arrays.items()))
-
-
-def _first_difference(a: Any, b: Any, path: str = "") -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
-    return f"{path or 'value'}: existing {a!r} vs requested {b!r}"

@@ -7,6 +7,7 @@ Each checkpoint is written to a temporary folder and renamed into place.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vfmbench.utils.errors import VfmbenchError
+from vfmbench.utils import io
 from vfmbench.utils.io import read_json, write_json_atomic
 
 
@@ -55,7 +57,7 @@ def save_checkpoint(run_dir: Path, step: int, model_state: dict[str, torch.Tenso
     """Write checkpoint `step` atomically; returns its folder."""
     root = run_dir / "checkpoints"
     final = root / f"step_{step:07d}"
-    tmp = root / f".tmp_step_{step:07d}_{time.time_ns()}"
+    tmp = root / f".tmp_step_{step:07d}_{os.getpid()}_{time.time_ns()}"
     tmp.mkdir(parents=True)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in model_state.items()}, str(tmp / "model.safetensors"))
@@ -70,6 +72,16 @@ def save_checkpoint(run_dir: Path, step: int, model_state: dict[str, torch.Tenso
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Remove half-written checkpoint folders and JSON temporaries of processes that have ended."""
+    io.remove_stale_temporaries(run_dir)
+    root = run_dir / "checkpoints"
+    for tmp in root.glob(".tmp_step_*") if root.exists() else []:
+        parts = tmp.name.split("_")  # ".tmp", "step", "<step>", "<pid>", "<ns>"
+        if len(parts) != 5 or not parts[3].isdigit() or not io.pid_alive(int(parts[3])):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

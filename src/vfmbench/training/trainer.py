@@ -33,6 +33,7 @@ from vfmbench.policies.base import Policy
 from vfmbench.tasks import TaskSpaces
 from vfmbench.training.checkpoint import (
     list_checkpoints,
+    remove_stale_temporaries,
     load_model_state,
     load_training_state,
     prune_checkpoints,
@@ -232,7 +233,7 @@ class Trainer:
         spec, cfg = self.spec, self.spec.train
         result_path = self.run_dir / "result.json"
         config_record = json.loads(json.dumps(
-            {"spec": asdict(spec), "dataset": str(self.dataset.root), "dataset_fingerprint": self.dataset.fingerprint(),
+            {"spec": asdict(spec), "dataset": str(self.dataset.root.resolve()), "dataset_fingerprint": self.dataset.fingerprint(),
              "task": self.dataset.task, "task_config": self.dataset.header.get("task_config", {})}))
         config_path = self.run_dir / "config.json"
         if config_path.exists():
@@ -245,6 +246,7 @@ class Trainer:
             if result_path.exists():
                 return read_train_record(self.run_dir)
 
+        remove_stale_temporaries(self.run_dir)
         seed_everything(spec.seed)
         agent = build_agent(spec, self.dataset.spaces)  # validates before anything is written
         if not config_path.exists():
@@ -279,6 +281,7 @@ class Trainer:
             save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers, {
                 "evals": [asdict(e) for e in evals], "sampler": rng.bit_generator.state, "running": running,
                 "train_seconds": seconds_before + time.time() - t0})
+            self._prune(evals)  # keep the latest and the best evaluated ones
 
         def is_eval_step(step: int) -> bool:
             return evaluate_fn is not None and (step == cfg.steps or bool(cfg.eval_every and step % cfg.eval_every == 0))
@@ -291,7 +294,6 @@ class Trainer:
             evals.append(EvalPoint(step, result.success_rate, result.mean_return))
             agent.train()
             checkpoint(step)  # again, with the evaluation and the random state after it
-            self._prune(evals)
 
         try:
             agent.train()
@@ -371,10 +373,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run folder's ``config.json``: its spec, dataset, task description and task config."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
         raise VfmbenchError(f"{run_dir} is not a training run (no config.json)")
-    return read_json(run_dir / "config.json")
+    try:
+        config = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise VfmbenchError(f"{path} is unreadable ({exc}); the run folder is damaged: train into a new one") from None
+    if not isinstance(config, dict) or not {"spec", "task", "task_config"} <= set(config):
+        raise VfmbenchError(f"{path} is not a vfmbench run config (it lacks spec, task or task_config)")
+    return config
 
 
 def read_train_record(run_dir: str | Path) -> TrainRecord:
