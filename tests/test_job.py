@@ -106,3 +106,16 @@ def test_training_on_cuda_with_periodic_evaluation(tmp_path):
                              eval=EvalSpec(episodes=10, envs=5)))
     assert [e.step for e in record.train.evals] == [100, 200, 300]
     assert record.train.device.startswith("cuda") and record.evaluation is not None
+
+
+@pytest.mark.sim
+def test_data_rendered_under_a_shift_is_evaluated_under_the_jobs_shift_with_a_notice(tmp_path, caplog):
+    cfg = {"resolution": 32, "max_episode_steps": 5, "shift": "distractor"}
+    ds = collect(CollectConfig(task="fetch_reach", episodes=2, keep_failures=True, task_config=cfg), tmp_path / "d",
+                 progress=False)
+    run = RunSpec(task="fetch_reach", encoder="state", train=TrainConfig(steps=2, eval_episodes=2, eval_envs=2))
+    with caplog.at_level("WARNING", logger="vfmbench.experiments.job"):
+        record = run_job(JobSpec(run=run, out=str(tmp_path / "r"), dataset=str(ds.root),
+                                 eval=EvalSpec(episodes=2, envs=2)))
+    assert record.evaluation.shift == "none" and record.train.evals[-1].success_rate == record.evaluation.success_rate
+    assert "rendered under shift 'distractor'" in caplog.text

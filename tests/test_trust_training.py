@@ -265,3 +265,9 @@ def test_a_garbled_run_config_is_a_clear_error(tmp_path, content):
     (tmp_path / "config.json").write_text(content)
     with pytest.raises(VfmbenchError, match="config.json"):
         load_agent(tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_embed_on_cuda_without_it_is_a_clear_error(pixels, capsys):
+    assert app(["embed", "--encoder", "random_resnet18", "--dataset", str(pixels.root), "--device", "cuda"]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err

@@ -47,8 +47,10 @@ def _embed(args: argparse.Namespace) -> int:
     from vfmbench.cache import EmbeddingCache
     from vfmbench.data.collection import open_dataset
     from vfmbench.encoders import create_encoder, encoder_label
-
+    from vfmbench.training import resolve_device
     from vfmbench.utils.errors import DatasetError
+
+    device = resolve_device(args.device or "auto")  # a clear error for cuda on a CPU-only build
 
     dataset = open_dataset(_dataset_path(args.dataset))
     if not dataset.has(args.array):  # before loading any weights
@@ -63,7 +65,7 @@ def _embed(args: argparse.Namespace) -> int:
     cache = EmbeddingCache(args.out)
     try:
         result = cache.get_or_compute(encoder, dataset, args.array, spatial=args.spatial,
-                                      batch_size=args.batch_size, device=args.device, precision=args.dtype,
+                                      batch_size=args.batch_size, device=device, precision=args.dtype,
                                       progress=True)
     except KeyboardInterrupt:
         stopped = cache.stats.interrupted

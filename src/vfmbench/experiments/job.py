@@ -11,6 +11,8 @@ run jobs.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,6 +27,7 @@ from vfmbench.utils.config import from_dict
 from vfmbench.utils.errors import ConfigError, VfmbenchError
 
 RUN_SCHEMA = "vfmbench.run/1"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +38,7 @@ class EvalSpec:
     envs: int = 10  # task instances stepped in lockstep
     seed: int = EVAL_SEED_BASE
     step: int | None = None  # checkpoint to evaluate (None: the final one)
-    shift: str = "none"  # the shift of the main evaluation
+    shift: str = "none"  # the shift of every evaluation of the job (also during training); "none": the clean task
     shift_options: dict[str, Any] = field(default_factory=dict)
     robustness: list[str] = field(default_factory=list)  # also evaluate under these shifts, paired with none
     robustness_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # shift -> its options
@@ -116,6 +119,9 @@ def run_job(spec: JobSpec) -> RunRecord:
             raise VfmbenchError(f"{out} holds another run than the job names; pass its dataset to train it")
         train_record, trainer_eval = read_train_record(out), None
     task_config = from_dict(TaskConfig, config["task_config"], source=f"{out / 'config.json'} task_config")
+    if task_config.shift != "none" and ev.episodes:
+        log.warning("%s: the training data was rendered under shift %r; evaluation runs under %r (eval.shift)",
+                    out, task_config.shift, ev.shift)
 
     evaluation: EvalResult | None = None
     robustness: list[ShiftResult] = []
@@ -172,6 +178,7 @@ def _train(spec: JobSpec) -> tuple[TrainRecord, EvalResult | None]:
     t = run.train
     if not ev.episodes or not t.eval_episodes:
         return trainer.run(None), None
+    task_config = dataclasses.replace(task_config, shift=ev.shift, shift_options=dict(ev.shift_options))
     envs = [make_task(run.task, task_config) for _ in range(max(1, min(t.eval_envs, t.eval_episodes)))]
 
     def evaluate_fn(agent, step: int) -> EvalResult:
@@ -203,8 +210,9 @@ def _check_held_out(dataset, spec: JobSpec) -> None:
 def _is_final_clean_evaluation(result: EvalResult | None, spec: JobSpec) -> bool:
     """Whether the trainer's last evaluation is the one the job asks for (no need to repeat it)."""
     ev = spec.eval
-    return (result is not None and ev.step is None and ev.shift == "none" and ev.video is None
-            and result.episodes == ev.episodes and result.seeds[:1] == [ev.seed])
+    return (result is not None and ev.step is None and ev.video is None and result.shift == ev.shift
+            and result.shift_options == ev.shift_options and result.episodes == ev.episodes
+            and result.seeds[:1] == [ev.seed])
 
 
 def job_for_run(run_dir: str | Path, eval_spec: EvalSpec | None = None, progress: bool = False) -> JobSpec:
