@@ -119,3 +119,25 @@ def test_data_rendered_under_a_shift_is_evaluated_under_the_jobs_shift_with_a_no
                                  eval=EvalSpec(episodes=2, envs=2)))
     assert record.evaluation.shift == "none" and record.train.evals[-1].success_rate == record.evaluation.success_rate
     assert "rendered under shift 'distractor'" in caplog.text
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_diffusion_policy_on_cuda_is_repeatable_with_per_episode_generators(tmp_path):
+    """Sampling noise for an agent on the GPU comes from CPU generators seeded by the episodes."""
+    from toy_tasks import PointReach
+
+    from vfmbench.agents import make_agent
+    from vfmbench.evaluation import evaluate
+
+    register_point_reach()
+    torch.manual_seed(0)
+    spaces = PointReach().spaces
+    agent = make_agent("state", "dp_conv", spaces, method_config_data={
+        "down_dims": [16, 32], "step_embed_dim": 16, "pred_horizon": 8, "action_horizon": 4,
+        "inference_steps": 4}).to("cuda")
+    envs = [PointReach() for _ in range(3)]
+    first = evaluate(agent, "point_reach", episodes=6, n_envs=3, envs=envs, progress=False)
+    torch.randn(10, device="cuda")
+    again = evaluate(agent, "point_reach", episodes=6, n_envs=2, envs=envs[:2], progress=False)
+    assert again.returns == first.returns and agent.device.type == "cuda"
