@@ -271,3 +271,55 @@ def test_a_garbled_run_config_is_a_clear_error(tmp_path, content):
 def test_embed_on_cuda_without_it_is_a_clear_error(pixels, capsys):
     assert app(["embed", "--encoder", "random_resnet18", "--dataset", str(pixels.root), "--device", "cuda"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_unknown_or_mistyped_encoder_options_are_config_errors():
+    from vfmbench.encoders import create_encoder
+
+    with pytest.raises(ConfigError, match="bad encoder_options"):
+        create_encoder("e2e_cnn", bogus=1)
+
+
+def test_settings_built_in_python_are_validated_too():
+    with pytest.raises(ConfigError, match="train.steps must be at least 1"):
+        TrainConfig(steps=-1)
+
+
+def test_checkpoints_without_a_config_are_refused(synthetic, tmp_path):
+    spec = RunSpec(task="synthetic", encoder="state", train=TrainConfig(steps=4, checkpoint_every=2))
+    Trainer(spec, synthetic, tmp_path / "r", progress=False).run()
+    (tmp_path / "r" / "config.json").unlink()
+    (tmp_path / "r" / "result.json").unlink()
+    with pytest.raises(VfmbenchError, match="checkpoints but no config.json"):
+        Trainer(spec, synthetic, tmp_path / "r", progress=False).run()
+
+
+def test_outputs_through_a_regular_file_are_one_line_errors(tmp_path, capsys):
+    from toy_tasks import collect_point_reach
+
+    register_point_reach()
+    ds = collect_point_reach(tmp_path / "data", 2)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert app(["train", "--dataset", str(ds.root), "--encoder", "state", "--out", str(blocker / "run"),
+                "--no-eval", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Not a directory" in err and "Traceback" not in err
+
+
+def test_evaluating_a_finished_run_on_its_training_seeds_is_refused(tmp_path):
+    register_point_reach()
+    from toy_tasks import PointReach
+
+    env = PointReach()
+    w = EpisodeWriter(tmp_path / "data", {"task": env.describe(), "task_config": {}})
+    for seed in (999_998, 999_999):
+        w.append({"state": np.zeros((2, 4), np.float32), "actions": np.zeros((2, 2), np.float32),
+                  "proprio": np.zeros((2, 0), np.float32)}, {}, {"seed": seed})
+    w.finalize()
+    run = RunSpec(task="point_reach", encoder="state", train=TrainConfig(steps=2, eval_episodes=1))
+    run_job(JobSpec(run=run, out=str(tmp_path / "r"), dataset=str(tmp_path / "data"), eval=EvalSpec(episodes=0)))
+    from vfmbench.experiments import job_for_run
+
+    with pytest.raises(ConfigError, match="seeds of the training episodes"):
+        run_job(job_for_run(tmp_path / "r", EvalSpec(episodes=3, envs=1, seed=999_999)))

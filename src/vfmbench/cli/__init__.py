@@ -14,8 +14,9 @@ from vfmbench.utils.errors import VfmbenchError
 COMMAND_MODULES = ["demo", "collect", "train", "evaluate", "tasks", "encoders", "weights", "embed", "shifts", "robustness", "methods"]
 
 
-# Operating-system errors the CLI reports as a message: the disk is full or read-only, a folder is not ours.
-_IO_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# Operating-system errors the CLI reports as a message: the disk is full or read-only, a folder is not ours,
+# an output path runs through (or onto) a regular file.
+_IO_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST}
 
 
 def build_parser() -> argparse.ArgumentParser:

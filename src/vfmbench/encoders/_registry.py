@@ -81,7 +81,11 @@ def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | N
         if input_dim is None:
             raise ConfigError(f"encoder {name!r} takes the task's {spec.input_key!r} vector: give its input_dim")
         kwargs["input_dim"] = input_dim
-    return spec.builder(pretrained=pretrained, **kwargs)
+    try:
+        return spec.builder(pretrained=pretrained, **kwargs)
+    except TypeError as exc:  # an option the entry does not take, or a value of the wrong type
+        raise ConfigError(f"encoder {name!r}: bad encoder_options {sorted(kwargs)} ({exc}); see docs/encoders.md "
+                          "for each entry's options") from None
 
 
 def encoder_label(encoder: Encoder) -> str:

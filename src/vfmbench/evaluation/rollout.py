@@ -134,7 +134,7 @@ def evaluate(
 
         video_path = str(video)
         Path(video_path).parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimsave(video_path, frames, duration=0.08, loop=0)
+        imageio.mimsave(video_path, frames, duration=80, loop=0)  # ms per frame
     return EvalResult(
         success_rate=float(np.mean(successes)),
         success_any_rate=float(np.mean(any_successes)),

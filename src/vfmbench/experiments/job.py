@@ -118,6 +118,7 @@ def run_job(spec: JobSpec) -> RunRecord:
         if recorded != run:
             raise VfmbenchError(f"{out} holds another run than the job names; pass its dataset to train it")
         train_record, trainer_eval = read_train_record(out), None
+        _check_recorded_dataset_held_out(config, spec)
     task_config = from_dict(TaskConfig, config["task_config"], source=f"{out / 'config.json'} task_config")
     if task_config.shift != "none" and ev.episodes:
         log.warning("%s: the training data was rendered under shift %r; evaluation runs under %r (eval.shift)",
@@ -172,7 +173,7 @@ def _train(spec: JobSpec) -> tuple[TrainRecord, EvalResult | None]:
     if run.task != dataset.task.get("task"):
         raise ConfigError(f"the job's task {run.task!r} is not the dataset's ({dataset.task.get('task')!r}, "
                           f"{dataset.root})")
-    task_config = from_dict(TaskConfig, dataset.header["task_config"], f"{dataset.root}/manifest.json task_config")
+    task_config = from_dict(TaskConfig, dataset.header.get("task_config", {}), f"{dataset.root}/manifest.json task_config")
     _check_held_out(dataset, spec)
     trainer = Trainer(run, dataset, spec.out, cache=EmbeddingCache(spec.cache_dir), progress=spec.progress)
     t = run.train
@@ -205,6 +206,16 @@ def _check_held_out(dataset, spec: JobSpec) -> None:
             f"evaluation seeds {ev.seed}..{ev.seed + n - 1} include {len(overlap)} seeds of the training episodes "
             f"in {dataset.root} (e.g. {overlap[0]}); evaluation must be held out: collect with seeds below "
             f"{ev.seed} or evaluate from another eval.seed")
+
+
+def _check_recorded_dataset_held_out(config: dict[str, Any], spec: JobSpec) -> None:
+    """For an evaluation-only job: the run's dataset, where it still is, must not share seeds with
+    the evaluation episodes."""
+    from vfmbench.data.collection import open_dataset
+
+    path = Path(config.get("dataset", ""))
+    if spec.eval.episodes and (path / "manifest.json").exists():
+        _check_held_out(open_dataset(path), spec)
 
 
 def _is_final_clean_evaluation(result: EvalResult | None, spec: JobSpec) -> bool:

@@ -66,6 +66,9 @@ class TrainConfig:
     device: str = "auto"
     embed_batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        self.validate()  # also when built in Python, not only from a config file
+
     def validate(self) -> None:
         positive = ("steps", "checkpoint_every", "log_every", "eval_envs", "best_k", "crop_size", "embed_batch_size")
         for name in positive:
@@ -236,8 +239,11 @@ class Trainer:
             {"spec": asdict(spec), "dataset": str(self.dataset.root.resolve()), "dataset_fingerprint": self.dataset.fingerprint(),
              "task": self.dataset.task, "task_config": self.dataset.header.get("task_config", {})}))
         config_path = self.run_dir / "config.json"
+        if not config_path.exists() and list_checkpoints(self.run_dir):
+            raise VfmbenchError(f"{self.run_dir} holds checkpoints but no config.json, so nothing says which run they "
+                                "belong to; train into a new folder")
         if config_path.exists():
-            old = read_json(config_path)
+            old = read_run_config(self.run_dir)
             for key in ("spec", "dataset_fingerprint"):
                 if old.get(key) != config_record[key]:
                     raise VfmbenchError(
