@@ -21,7 +21,7 @@ import torch
 
 from vfmbench.encoders import create_encoder, encoder_label, get_encoder_spec
 from vfmbench.encoders import efficientnet as E
-from vfmbench.utils.errors import WeightsError
+from vfmbench.utils.errors import ConfigError, WeightsError
 from vfmbench.weights import WEIGHTS, weights_path
 
 NAME = "imagenet_efficientnet_lite0"
@@ -229,7 +229,7 @@ def test_random_weights_build_without_the_package(monkeypatch):
     assert z.shape == (2, 1280) and torch.isfinite(z).all() and feats.shape == (2, 1280, 1, 1)
     assert encoder_label(enc) == f"{NAME} (random)" and enc.weights_id == "random:seed=0"
     assert not any(p.requires_grad for p in enc.parameters())
-    with pytest.raises(TypeError):  # the wrong test variants are not options of the registry entry
+    with pytest.raises(ConfigError, match="bad encoder_options"):  # wrong test variants are no registry options
         create_encoder(NAME, pretrained=False, tiny=True, act="swish")
 
 

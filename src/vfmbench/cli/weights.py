@@ -103,20 +103,19 @@ def _download(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from vfmbench.utils.errors import WeightsError
-    from vfmbench.weights import installed_path, verify_weights, weights_path
 
     specs = _selected(args.names)
     if not args.names:
-        specs = [s for s in specs if installed_path(s) is not None]
+        specs = [s for s in specs if s.installed is not None]
     failed = 0
     for spec in specs:
-        path = installed_path(spec)
+        path = spec.installed  # where this weight set finds its file (a packaged set: inside its package)
         if path is None:
-            print(f"{spec.name}: MISSING {weights_path(spec)} ({spec.fetch_command})")
+            print(f"{spec.name}: MISSING {spec.path} ({spec.fetch_command})")
             failed += 1
             continue
         try:
-            digest = verify_weights(spec, path)
+            digest = spec.checksum(path)
         except WeightsError as exc:
             print(f"{spec.name}: FAILED {exc}")
             failed += 1
@@ -129,7 +128,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _path(args: argparse.Namespace) -> int:
-    from vfmbench.weights import weights_path
-
-    print(weights_path(_selected([args.name])[0]))
+    spec = _selected([args.name])[0]
+    print(spec.installed or spec.path)
     return 0

@@ -69,6 +69,12 @@ class WeightsSpec:
     def fetch_command(self) -> str:
         return f"vfmbench weights download {self.name}"
 
+    def checksum(self, path: Path) -> str:
+        """The sha256 of the weights at `path`; a WeightsError if it differs from the published one."""
+        from vfmbench.weights.checksums import verify_weights
+
+        return verify_weights(self, path)
+
     def status(self) -> str:
         """'missing'; 'corrupt' (the file is there but does not match the published sha256, or a hub
         folder lacks its weights file); or 'installed' (there, and matching the published sha256
