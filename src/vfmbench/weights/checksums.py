@@ -68,15 +68,20 @@ def verify_weights(spec: WeightsSpec, path: Path | None = None) -> str:
     """Check the file (default: the installed one) against the spec's sha256 when known; returns
     the file's sha256."""
     path = path or installed_path(spec) or weights_path(spec)
+    return checked_sha256(spec, path, path, incomplete="are incomplete",
+                          mismatch="the file is corrupt or a different release — delete it and download again")
+
+
+def checked_sha256(spec: WeightsSpec, target: Path, shown: Path, *, incomplete: str, mismatch: str) -> str:
+    """The sha256 of `target` (remembered in a sidecar); a WeightsError about `shown` when it cannot
+    be read (`incomplete`) or differs from the published one (`mismatch` says what follows)."""
     try:
-        digest = cached_sha256(path)
+        digest = cached_sha256(target)
     except (WeightsError, OSError) as exc:
-        raise weights_error(spec, path, f"are incomplete ({exc})") from None
+        raise weights_error(spec, shown, f"{incomplete} ({exc})") from None
     if spec.sha256 is not None and digest != spec.sha256:
         raise weights_error(
-            spec, path,
-            f"do not match their checksum (sha256 {digest}, expected {spec.sha256}); the file is corrupt or "
-            f"a different release — delete it and download again",
+            spec, shown, f"do not match their checksum (sha256 {digest}, expected {spec.sha256}); {mismatch}",
             OWN_FILE_HINT,
         )
     return digest

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vfmbench.utils.errors import WeightsError
-from vfmbench.weights.checksums import cached_sha256, sidecar_path, verify_weights
+from vfmbench.weights.checksums import checked_sha256, sidecar_path, verify_weights
 from vfmbench.weights.specs import (
     HF_PREFIX,
     HF_WEIGHT_FILES,
@@ -88,17 +88,8 @@ def _download_error(spec: WeightsSpec, path: Path, exc: BaseException) -> Weight
 def _check(spec: WeightsSpec, fetched: Path, path: Path) -> None:
     """Check the fetched (staged) weights (and remember their sha256); a WeightsError about `path` if
     they are incomplete or do not match."""
-    try:
-        digest = cached_sha256(fetched)
-    except WeightsError as exc:
-        raise weights_error(spec, path, f"were downloaded incomplete, so nothing was saved ({exc})") from None
-    if spec.sha256 is not None and digest != spec.sha256:
-        raise weights_error(
-            spec, path,
-            f"downloaded from the source do not match their checksum (sha256 {digest}, expected {spec.sha256}), "
-            f"so nothing was saved",
-            OWN_FILE_HINT,
-        )
+    checked_sha256(spec, fetched, path, incomplete="were downloaded incomplete, so nothing was saved",
+                   mismatch="they were downloaded from the source, so nothing was saved")
 
 
 def _move_into_place(fetched: Path, path: Path) -> None:
