@@ -28,8 +28,10 @@ def test_registry_names_and_options():
         get_shift_spec("distractor").options({"count": 0})
     with pytest.raises(ConfigError, match="colors: 'chartreuse' is not a colour"):
         get_shift_spec("distractor").options({"colors": ["chartreuse"]})
-    with pytest.raises(ConfigError, match="'bodies' must be between 0 and 1"):
-        get_shift_spec("color_hard").options({"bodies": 2})
+    with pytest.raises(ConfigError, match="'std' must be between 0 and 1"):
+        get_shift_spec("color_hard").options({"std": 2})
+    with pytest.raises(ConfigError, match="'entry' picks an entry of a colour file"):
+        get_shift_spec("color_hard").options({"entry": 2})
     with pytest.raises(ConfigError, match="sources\\[0\\].*does not exist"):
         get_shift_spec("video_easy").options({"sources": ["/no/such/video.mp4"]})
     from vfmbench.tasks import TaskConfig

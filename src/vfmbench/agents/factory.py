@@ -10,6 +10,7 @@ from vfmbench.agents.agent import Agent
 from vfmbench.encoders import create_encoder, get_encoder_spec
 from vfmbench.encoders.augment import AugmentedEncoder, AugmentKind, make_augmentation
 from vfmbench.encoders.base import Encoder
+from vfmbench.encoders.stack import FrameStackEncoder
 from vfmbench.policies import PolicyDims, make_policy, method_config
 from vfmbench.policies.base import MethodConfig
 from vfmbench.tasks import TaskSpaces
@@ -34,7 +35,8 @@ def make_agent(
     Encoders whose embedding size depends on the task (``embed_dim`` None in the registry, e.g.
     `state`) get the width of their input vector from `spaces`. Trainable encoders are wrapped in
     their training augmentation (`augment`: random shift by `shift_pad` pixels, random crop of
-    `crop_size`, or none). Raises `ConfigError` for a goal-conditioned method on a task without
+    `crop_size`, or none). Frames stacked by the ``frame_stack`` wrapper (``3k`` channels) are
+    encoded one by one (`FrameStackEncoder`). Raises `ConfigError` for a goal-conditioned method on a task without
     goals, `UnknownNameError` for unknown names.
     """
     mcfg = (method_config_data if isinstance(method_config_data, MethodConfig)
@@ -47,6 +49,11 @@ def make_agent(
     spec = get_encoder_spec(encoder)
     input_dim = spaces.vector_dim(spec.input_key) if spec.embed_dim is None else None
     enc = create_encoder(encoder, pretrained=pretrained, input_dim=input_dim, **(encoder_options or {}))
+    if enc.input_key == "pixels" and spaces.image_shape is not None and spaces.image_shape[2] != 3:
+        channels = spaces.image_shape[2]
+        if channels % 3:
+            raise ConfigError(f"the task's frames have {channels} channels, not RGB or stacked RGB frames")
+        enc = FrameStackEncoder(enc, channels // 3)  # the frame_stack wrapper's stacked frames
     if enc.trainable:
         _check_input_size(enc, spaces, augment, crop_size)
         enc = AugmentedEncoder(enc, make_augmentation(augment, shift_pad, crop_size))

@@ -1,6 +1,7 @@
 """Pixel tasks with privileged state, proprioception, success and scripted experts."""
 
 from vfmbench.tasks import fetch as _fetch  # noqa: F401  (registers the Fetch tasks)
+from vfmbench.tasks import dmc as _dmc  # noqa: F401  (registers the DeepMind Control tasks)
 from vfmbench.tasks import adroit as _adroit  # noqa: F401
 from vfmbench.tasks._registry import TASKS, TaskSpec, get_task_spec, list_tasks, make_task, register_task
 from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig, TaskSpaces, WrapperConfig

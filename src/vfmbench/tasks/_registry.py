@@ -13,6 +13,15 @@ from vfmbench.utils.config import from_dict
 
 @dataclass(frozen=True)
 class TaskSpec:
+    """A registered task: how to build it and what it offers (shown by ``vfmbench tasks list``).
+
+    ``max_episode_steps`` counts agent steps (one per action, after any action repeat);
+    ``reward`` says what the environment's reward is ("sparse", "dense" or "sparse|dense" where
+    ``TaskConfig.reward`` picks); ``success`` whether `StepResult.success` is defined (False:
+    always False, judge by return); ``expert`` whether `Task.expert_action` has a scripted expert;
+    ``mask_groups`` the ground-truth mask groups, the default ones first.
+    """
+
     name: str
     family: str
     description: str
@@ -21,6 +30,10 @@ class TaskSpec:
     max_episode_steps: int
     default_proprio: bool
     supports_goal: bool = True
+    reward: str = "sparse"
+    success: bool = True
+    expert: bool = True
+    mask_groups: tuple[str, ...] = ()
 
 
 TASKS: Registry[TaskSpec] = Registry("task")

@@ -61,7 +61,8 @@ class TaskConfig:
     shift_options: dict[str, Any] = field(default_factory=dict)  # that shift's options
     mask_groups: list[str] | None = None  # task-relevant parts in `Task.mask`; None: the task's default
     masks: bool = False  # observations carry "mask" (and "goal_mask") of those parts
-    reward: Literal["sparse", "dense"] = "sparse"  # reward of families that offer both (Fetch)
+    reward: Literal["sparse", "dense"] | None = None  # families that offer both (Fetch; None: sparse)
+    action_repeat: int | None = None  # environment steps per action (None: the task's default)
     wrappers: list[WrapperConfig] = field(default_factory=list)  # applied in order by make_task
 
     def validate(self) -> None:
@@ -71,6 +72,8 @@ class TaskConfig:
             raise ConfigError(f"resolution must be between 16 and 1024 pixels, got {self.resolution}")
         if self.max_episode_steps is not None and self.max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps must be positive, got {self.max_episode_steps}")
+        if self.action_repeat is not None and not 1 <= self.action_repeat <= 100:
+            raise ConfigError(f"action_repeat must be between 1 and 100, got {self.action_repeat}")
         validate_shift(self.shift, self.shift_options)
         from vfmbench.tasks.wrappers import validate_wrapper
 
@@ -106,8 +109,9 @@ class TaskSpaces:
         """The spaces recorded in a dataset manifest's or run's task description (`Task.describe`)."""
         try:
             res = task.get("resolution")
+            channels = int(task.get("image_channels") or 3)
             return cls(action_dim=int(task["action_dim"]), state_dim=int(task["state_dim"]),
-                       proprio_dim=int(task["proprio_dim"]), image_shape=None if res is None else (res, res, 3),
+                       proprio_dim=int(task["proprio_dim"]), image_shape=None if res is None else (res, res, channels),
                        goal_conditioned=bool(task.get("goal_conditioned", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source} lacks the task's sizes ({exc!r}); it was not written by vfmbench") from None

@@ -13,7 +13,9 @@ sparse (0 at the goal, -1 elsewhere) by default, or dense (minus the distance to
 ``TaskConfig.reward = "dense"``.
 
 Shifts (``TaskConfig.shift``) see the floor below the table as backdrop and the table as the
-surface; distractors stand on the table top. Ground-truth mask groups: ``object``, ``gripper``
+surface; distractors stand on the table top. DMC-GB colour entries map to Fetch's parts as:
+``skybox_rgb`` the sky and the floor, ``grid_rgb1``/``grid_rgb2`` the table, ``self_rgb`` the
+robot (the block and the goal keep their colours). Ground-truth mask groups: ``object``, ``gripper``
 (gripper link and fingers), ``arm`` (shoulder to wrist) and ``goal`` (the goal marker site, with
 reach's pole); the default is object, gripper and goal.
 """
@@ -102,7 +104,10 @@ class FetchTask(Task):
         self.variant = variant
         self.config = config
         self._expert = expert
-        self._env = _import_fetch_classes()[variant](reward_type=config.reward)
+        if config.action_repeat not in (None, 1):
+            raise ConfigError(f"action_repeat: {name} applies each action once (50 steps solve it); got {config.action_repeat}")
+        self.reward_type = config.reward or "sparse"
+        self._env = _import_fetch_classes()[variant](reward_type=self.reward_type)
         self._model, self._data = self._env.model, self._env.data
         self.camera = config.camera or FETCH_CAMERA
         self.goal_pole = variant == "reach"  # goals in the air: draw a pole down to the table
@@ -144,9 +149,11 @@ class FetchTask(Task):
             high=(float(centre[0] + inner[0]), float(centre[1] + inner[1])),
             z=float(centre[2] + half[2]),
         )
+        robot = [self._model.body(i).name for i in range(self._model.nbody)
+                 if self._model.body(i).name.startswith("robot0:")]
         return SceneLayout.from_names(
             self._model, backdrop=("floor0",), surface=("table0",), mask_groups=_MASK_GROUPS,
-            workspace=workspace,
+            workspace=workspace, self_parts=robot,
         )
 
     def _mask_groups(self, requested: Sequence[str] | None) -> tuple[str, ...]:
@@ -286,7 +293,7 @@ class FetchTask(Task):
             "proprio": self.use_proprio,
             "goal_pole": self.goal_pole,
             "max_episode_steps": self.max_episode_steps,
-            "reward": self.config.reward,
+            "reward": self.reward_type,
             "shift": self._view.shift.describe(),
             "mask_groups": list(self.mask_groups),
             "action_dim": self.action_dim,
@@ -329,5 +336,7 @@ for _name, _variant, _expert, _proprio, _desc in [
             action_dim=4,
             max_episode_steps=50,
             default_proprio=_proprio,
+            reward="sparse|dense",
+            mask_groups=("gripper", "goal", "arm") if _variant == "reach" else ("object", "gripper", "goal", "arm"),
         )
     )

@@ -11,6 +11,7 @@ Registered wrappers (`WRAPPERS`, ``vfmbench tasks wrappers``):
 - ``gt_mask``: pixels outside the task's ground-truth mask of its task-relevant parts
   (``TaskConfig.mask_groups``) are set to `fill`: the oracle version of SAM-G's masked
   observations (paper 002 §4), the upper bound for any segmenter.
+- ``frame_stack``: the last `frames` frames stacked on the channel axis (DrQ-v2; paper 002 uses 3).
 """
 
 from __future__ import annotations
@@ -136,3 +137,58 @@ class GTMaskWrapper(ObservationWrapper):
 
 WRAPPERS.register(WrapperSpec("gt_mask", "pixels outside the ground-truth mask of the task-relevant parts "
                               "set to a fill value (oracle masking, paper 002)", GTMaskWrapper, GTMaskOptions))
+
+
+# -- frame_stack -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FrameStackOptions:
+    frames: int = 3  # frames per observation (paper 002 Table 6: 3)
+
+    def validate(self) -> None:
+        if not 1 <= self.frames <= 16:
+            raise ConfigError(f"wrapper frame_stack: frames must be between 1 and 16, got {self.frames}")
+
+
+class FrameStackWrapper(ObservationWrapper):
+    """``pixels`` become the last `frames` frames stacked on the channel axis, oldest first:
+    uint8 ``[H, W, 3 * frames]``; at reset the first frame fills the stack (as DrQ-v2 does).
+    ``mask`` and goal images stay those of the current frame. Any encoder reads stacked frames:
+    the agent encodes each frame and concatenates the embeddings (`FrameStackEncoder`)."""
+
+    def __init__(self, task: Task, config: WrapperConfig):
+        super().__init__(task, config)
+        self.opts: FrameStackOptions = WRAPPERS.get(config.name).options(config.options)
+        self._frames: list[np.ndarray] = []
+
+    def reset(self, seed: int) -> Observation:
+        obs = self.task.reset(seed)
+        self._frames = [obs["pixels"]] * self.opts.frames
+        return self._stacked(obs)
+
+    def step(self, action: np.ndarray) -> StepResult:
+        result = self.task.step(action)
+        self._frames = [*self._frames[1:], result.observation["pixels"]]
+        return replace(result, observation=self._stacked(result.observation))
+
+    def _stacked(self, obs: Observation) -> Observation:
+        return {**obs, "pixels": np.concatenate(self._frames, axis=-1)}
+
+    @property
+    def spaces(self) -> TaskSpaces:
+        inner = self.task.spaces
+        if inner.image_shape is None:
+            return inner
+        h, w, c = inner.image_shape
+        return replace(inner, image_shape=(h, w, c * self.opts.frames))
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["image_channels"] = self.spaces.image_shape[2] if self.spaces.image_shape else None
+        return out
+
+
+WRAPPERS.register(WrapperSpec("frame_stack", "pixels are the last `frames` frames stacked on the channel axis "
+                              "(DrQ-v2, paper 002: 3); every encoder reads them frame by frame",
+                              FrameStackWrapper, FrameStackOptions))

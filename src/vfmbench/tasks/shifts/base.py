@@ -53,7 +53,12 @@ class SceneLayout:
     - ``backdrop_geoms``: far background seen behind the task (with the sky, what ``video_easy``
       replaces and colour shifts treat as background), e.g. Fetch's floor;
     - ``surface_geoms``: the floor or table the task acts on (``video_hard`` replaces it too);
-    - ``body_geoms``: robot and object geoms that colour shifts recolour;
+    - ``body_geoms``: every other visible geom (robot, objects);
+    - ``self_geoms`` / ``self_materials``: the agent, which colour shifts give DMC-GB's
+      ``self_rgb`` (materials take it exactly, as DMControl's ``self`` material; geoms are shifted
+      so that their mean colour becomes it);
+    - ``texture_recipes``: texture id -> the XML attributes of a builtin texture (skybox,
+      checker floor), so colour shifts can have MuJoCo rebuild it with new colours exactly;
     - ``workspace``: where distractors may stand (None: the task has no room for them);
     - ``mask_groups``: named task-relevant parts for ground-truth masks.
     """
@@ -63,6 +68,9 @@ class SceneLayout:
     body_geoms: tuple[int, ...] = ()
     workspace: Workspace | None = None
     mask_groups: Mapping[str, MaskGroup] = field(default_factory=dict)
+    self_geoms: tuple[int, ...] = ()
+    self_materials: tuple[int, ...] = ()
+    texture_recipes: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_names(
@@ -72,13 +80,18 @@ class SceneLayout:
         surface: Iterable[str] = (),
         mask_groups: Mapping[str, tuple[Iterable[str], Iterable[str]]] | None = None,
         workspace: Workspace | None = None,
+        self_parts: Iterable[str] | None = None,
+        self_materials: Iterable[str] = (),
+        texture_recipes: Mapping[str, Mapping[str, str]] | None = None,
     ) -> "SceneLayout":
         """Build a layout from names in `model`.
 
-        `backdrop` and `surface` name geoms or bodies (all geoms of a body). `mask_groups` maps a
-        group name to ``(geom or body names, site names)``; groups whose parts are all absent
-        from the model are left out (e.g. "object" in a reach task). Body geoms are all visible
-        geoms (alpha >= 0.5) not in the backdrop or the surface.
+        `backdrop`, `surface` and `self_parts` name geoms or bodies (all geoms of a body);
+        `self_parts` None means every body geom. `mask_groups` maps a group name to ``(geom or
+        body names, site names)``; groups whose parts are all absent from the model are left out
+        (e.g. "object" in a reach task). Body geoms are all visible geoms (alpha >= 0.5) not in
+        the backdrop or the surface. `self_materials` and the keys of `texture_recipes` are
+        material and texture names.
         """
         backdrop_ids = _geoms_named(model, backdrop)
         surface_ids = _geoms_named(model, surface)
@@ -91,7 +104,10 @@ class SceneLayout:
             group = MaskGroup(_geoms_named(model, geom_names, strict=False), _site_ids(model, site_names))
             if group.geoms or group.sites:
                 groups[name] = group
-        return cls(backdrop_ids, surface_ids, bodies, workspace, groups)
+        own = bodies if self_parts is None else tuple(g for g in _geoms_named(model, self_parts) if g in bodies)
+        materials = tuple(int(model.material(n).id) for n in self_materials)
+        recipes = {int(model.texture(n).id): dict(r) for n, r in (texture_recipes or {}).items()}
+        return cls(backdrop_ids, surface_ids, bodies, workspace, groups, own, materials, recipes)
 
 
 # Geoms more transparent than this are helper markers (e.g. Fetch's mocap crosshair): they are

@@ -19,7 +19,7 @@ import numpy as np
 
 from vfmbench.tasks.shifts.base import KeepOut, Shift, ShiftSpec, register_shift
 from vfmbench.tasks.shifts.render import Label
-from vfmbench.tasks.shifts.videos import ProceduralVideo, check_source, load_video
+from vfmbench.tasks.shifts.videos import ProceduralVideo, check_source, expand_sources, load_video
 from vfmbench.utils.errors import ConfigError
 
 _LIGHT_KEY = 2**31  # stream of the light's phase, apart from the clip streams 0, 1, 2, ...
@@ -29,13 +29,15 @@ _LIGHT_KEY = 2**31  # stream of the light's phase, apart from the clip streams 0
 class VideoOptions:
     """Options of the video shifts."""
 
-    sources: tuple[str, ...] = ()  # video files, GIFs or frame folders; empty: the procedural texture
+    sources: tuple[str, ...] = ()  # video files, GIFs, frame folders, folders of clips; empty: procedural
     surfaces: bool = False  # also replace the floor/table (video_hard)
     speed: float = 1.0  # video frames (procedural: time units) per environment step
     cut_every: int = 0  # steps between cuts to another clip (0: one clip per episode)
     complexity: int = 2  # procedural texture: waves and blobs (more is busier)
     light_motion: float = 0.0  # tilt of the lights (radians) as they circle; 0 keeps them still
     max_frames: int = 1000  # frames read from each source
+    fit: str = "crop"  # "crop": centre-crop frames square; "stretch": resize whole frames (DMC-GB)
+    random_start: bool = True  # start each clip at a random frame (False: at its first frame, as DMC-GB)
 
     @staticmethod
     def resolve_paths(options: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +61,8 @@ class VideoOptions:
             raise ConfigError(f"{where} 'light_motion' must be between 0 and pi/2, got {self.light_motion}")
         if self.max_frames < 1:
             raise ConfigError(f"{where} 'max_frames' must be positive, got {self.max_frames}")
+        if self.fit not in ("crop", "stretch"):
+            raise ConfigError(f"{where} 'fit' must be 'crop' or 'stretch', got {self.fit!r}")
 
 
 class VideoShift(Shift):
@@ -73,6 +77,7 @@ class VideoShift(Shift):
         self._replace_max = Label.SURFACE if options.surfaces else Label.BACKDROP
         self._light_phase = 0.0
         self._light_centre = np.asarray(model.stat.center, np.float64)
+        self._clips = expand_sources(options.sources)
 
     def on_reset(self, seed: int, keep_out: KeepOut) -> tuple[int, ...]:
         super().on_reset(seed, keep_out)
@@ -86,10 +91,10 @@ class VideoShift(Shift):
         clip = t // o.cut_every if o.cut_every else 0
         local = t - clip * o.cut_every if o.cut_every else t
         rng = self.episode_rng(clip)
-        if o.sources:
-            source = o.sources[int(rng.integers(len(o.sources)))]
-            frames = load_video(source, self.resolution, o.max_frames)
-            start = int(rng.integers(len(frames)))
+        if self._clips:
+            source = self._clips[int(rng.integers(len(self._clips)))]
+            frames = load_video(source, self.resolution, o.max_frames, o.fit)
+            start = int(rng.integers(len(frames))) if o.random_start else 0
             return frames[(start + int(local * o.speed)) % len(frames)]
         if clip not in self._procedural:
             self._procedural[clip] = ProceduralVideo(rng, o.complexity, self.resolution)

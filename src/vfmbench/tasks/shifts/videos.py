@@ -1,5 +1,6 @@
-"""Background videos: user files (mp4 and other ffmpeg formats, GIF, a folder of frames) and a
-procedural moving texture, the built-in default since nothing can be downloaded here.
+"""Background videos: user files (mp4 and other ffmpeg formats, GIF, a folder of frames, a folder
+of clips as DMC-GB ships them) and a procedural moving texture, the built-in default since nothing
+can be downloaded here.
 
 Reading mp4 needs the ``video`` extra (imageio-ffmpeg); GIFs and frame folders need only
 imageio and Pillow, which the ``sim`` extra brings.
@@ -20,11 +21,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 def check_source(path: str, where: str) -> None:
-    """Raise `ConfigError` naming `where` unless `path` is a readable video, GIF or frame folder."""
+    """Raise `ConfigError` naming `where` unless `path` is a readable video, GIF, frame folder or
+    folder of clips."""
     p = Path(path).expanduser()
     if p.is_dir():
-        if not _frame_files(p):
-            raise ConfigError(f"{where}: folder {p} holds no frames ({', '.join(IMAGE_SUFFIXES)})")
+        if not _frame_files(p) and not _clip_files(p):
+            raise ConfigError(f"{where}: folder {p} holds neither frames ({', '.join(IMAGE_SUFFIXES)}) nor clips "
+                              f"({', '.join((*FFMPEG_SUFFIXES, '.gif'))})")
         return
     if not p.is_file():
         raise ConfigError(f"{where}: {p} does not exist; give video files, GIFs or folders of frames")
@@ -36,11 +39,30 @@ def _frame_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
 
 
-@lru_cache(maxsize=16)
-def load_video(path: str, resolution: int, max_frames: int) -> np.ndarray:
-    """Up to `max_frames` frames of `path`, centre-cropped square and resized: uint8 ``[T, R, R, 3]``.
+def _clip_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in (*FFMPEG_SUFFIXES, ".gif"))
 
-    Cached per (path, resolution, max_frames); the returned array is read-only.
+
+def expand_sources(sources: tuple[str, ...]) -> tuple[str, ...]:
+    """The clips of `sources`: a folder of video files (DMC-GB's ``video_easy/``, ``video_hard/``)
+    becomes its files in name order; files and folders of frames stay one clip each."""
+    clips: list[str] = []
+    for src in sources:
+        p = Path(src).expanduser()
+        if p.is_dir() and not _frame_files(p):
+            clips += [str(f) for f in _clip_files(p)]
+        else:
+            clips.append(str(p))
+    return tuple(clips)
+
+
+@lru_cache(maxsize=16)
+def load_video(path: str, resolution: int, max_frames: int, fit: str = "crop") -> np.ndarray:
+    """Up to `max_frames` frames of `path` resized to `resolution`: uint8 ``[T, R, R, 3]``.
+
+    `fit` "crop" centre-crops each frame square first; "stretch" resizes the whole frame (as
+    DMC-GB does). Cached per arguments; the returned array is read-only. Raises `ConfigError` for
+    a missing, unreadable or empty source.
     """
     import imageio.v2 as imageio
 
@@ -52,20 +74,25 @@ def load_video(path: str, resolution: int, max_frames: int) -> np.ndarray:
         if p.suffix.lower() in FFMPEG_SUFFIXES:
             require("imageio_ffmpeg", extra="video")
         frames = []
-        with imageio.get_reader(p) as reader:
-            for frame in reader:
-                frames.append(np.asarray(frame))
-                if len(frames) >= max_frames:
-                    break
+        try:
+            with imageio.get_reader(p) as reader:
+                for frame in reader:
+                    frames.append(np.asarray(frame))
+                    if len(frames) >= max_frames:
+                        break
+        except (OSError, RuntimeError, ValueError) as exc:
+            if not frames:
+                raise ConfigError(f"video source {p} is not a readable video: {str(exc).strip().splitlines()[0]}") from None
+            # a truncated clip: keep the frames decoded before the damage, as a player would
     if not frames:
         raise ConfigError(f"video source {p} has no frames")
-    out = np.stack([_square(f, resolution) for f in frames])
+    out = np.stack([_square(f, resolution, fit) for f in frames])
     out.setflags(write=False)
     return out
 
 
-def _square(frame: np.ndarray, resolution: int) -> np.ndarray:
-    """Centre-crop to a square and resize to `resolution`: uint8 [R, R, 3]."""
+def _square(frame: np.ndarray, resolution: int, fit: str = "crop") -> np.ndarray:
+    """Centre-crop to a square (`fit` "crop") or not ("stretch"), resize to `resolution`: uint8 [R, R, 3]."""
     from PIL import Image
 
     frame = np.asarray(frame)
@@ -73,9 +100,11 @@ def _square(frame: np.ndarray, resolution: int) -> np.ndarray:
         frame = np.repeat(frame[..., None], 3, axis=2)
     frame = frame[..., :3].astype(np.uint8)
     h, w = frame.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = Image.fromarray(np.ascontiguousarray(frame[top : top + side, left : left + side]))
+    side = min(h, w) if fit == "crop" else None
+    if side is not None:
+        top, left = (h - side) // 2, (w - side) // 2
+        frame = frame[top : top + side, left : left + side]
+    crop = Image.fromarray(np.ascontiguousarray(frame))
     return np.asarray(crop.resize((resolution, resolution), Image.Resampling.BILINEAR))
 
 
