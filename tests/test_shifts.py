@@ -182,3 +182,23 @@ def test_cli_lists_shifts_and_renders_a_frame_with_its_mask(tmp_path, capsys):
     assert image.shape == (32, 64, 3) and set(np.unique(image[:, 32:])) == {0, 255}
     assert app(["tasks", "render", "--task", "fetch_push", "--shift", "fog", "--out", str(out)]) == 2
     assert "valid shifts" in capsys.readouterr().err
+
+
+def test_fetch_reads_dmcgb_colour_files_robot_takes_self_rgb():
+    from pathlib import Path
+
+    from vfmbench.tasks.shifts.color import load_color_file
+
+    colours = Path(__file__).parent / "data" / "dmcgb" / "color_easy.pt"
+    entry = load_color_file(colours)[5]
+    with make_task("fetch_push", shift="color_easy", shift_options={"colors": str(colours), "entry": 5}) as task:
+        task.reset(0)
+        shift = task._view.shift
+        robot = list(shift.layout.self_geoms)
+        new = task._model.geom_rgba[robot, :3].astype(np.float64)
+        before = shift._effective[robot, :3].astype(np.float64)
+        original = shift.original
+    assert len(robot) > 10
+    np.testing.assert_allclose(original.self_rgb, before.mean(0))  # the generator's centre: the robot's mean colour
+    np.testing.assert_allclose(new, np.clip(before + entry.self_rgb - original.self_rgb, 0, 1), atol=1e-6)
+    assert np.abs(new - before).max() > 0.05

@@ -12,18 +12,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tasks", help="list the registered tasks; render a frame")
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
-    add_list_command(s.add_parser("list", help="names, families, action sizes, episode lengths"), _tasks, _task_row,
-                     ["name", "family", "action_dim", "max_episode_steps", "proprio", "description"])
+    add_list_command(s.add_parser("list", help="names, families, action sizes, episode lengths, rewards, "
+                                  "success, experts, shifts and mask groups"), _tasks, _task_row,
+                     ["name", "family", "action_dim", "max_episode_steps", "reward", "success", "expert", "shifts",
+                      "mask_groups"])
     add_list_command(s.add_parser("wrappers", help="the observation wrappers a task config can name "
                                   "(task_config.wrappers): names, descriptions, options"),
                      _wrappers, _wrapper_row, ["name", "description", "options"])
     r = s.add_parser("render", help="write one frame of a task (under a shift, with its mask) to a PNG",
-                     description="Reset the task with --seed, run --steps scripted-expert steps and write the "
+                     description="Reset the task with --seed, run --steps steps (expert or random actions) and write the "
                                  "frame; with --mask the ground-truth mask is written beside it.")
     r.add_argument("--task", required=True, help="task name (vfmbench tasks list)")
     r.add_argument("--out", required=True, help="PNG file to write")
     r.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
-    r.add_argument("--steps", type=int, default=0, help="expert steps before the frame (default 0)")
+    r.add_argument("--steps", type=int, default=0, help="steps before the frame (default 0): the scripted expert's "
+                   "actions, or seeded random actions for tasks without one")
     r.add_argument("--resolution", type=int, default=84, help="image size in pixels (default 84)")
     r.add_argument("--mask", action="store_true", help="put the ground-truth mask beside the frame")
     r.add_argument("--mask-groups", help="comma-separated task-relevant parts (default: the task's)")
@@ -39,7 +42,12 @@ def _tasks():
 
 
 def _task_row(s) -> dict:
+    from vfmbench.tasks.shifts import SHIFTS
+
+    shifts = SHIFTS.names() if s.shifts is None else list(s.shifts)
     return {"name": s.name, "family": s.family, "action_dim": s.action_dim, "max_episode_steps": s.max_episode_steps,
+            "reward": s.reward, "success": s.success, "expert": s.expert,
+            "shifts": ",".join(x for x in shifts if x != "none"), "mask_groups": ",".join(s.mask_groups),
             "proprio": s.default_proprio, "goal_conditioned": s.supports_goal, "description": s.description}
 
 
@@ -69,10 +77,15 @@ def _render(args: argparse.Namespace) -> int:
     cfg = {"resolution": args.resolution, "shift": args.shift or "none", "shift_options": shift_options(args.shift_set)}
     if args.mask_groups:
         cfg["mask_groups"] = [g.strip() for g in args.mask_groups.split(",") if g.strip()]
+    from vfmbench.tasks import TASKS
+
+    has_expert = TASKS.get(args.task).expert
+    rng = np.random.default_rng(args.seed)
     with make_task(args.task, cfg) as task:
         frame = task.reset(args.seed)["pixels"]
         for _ in range(args.steps):
-            frame = task.step(task.expert_action()).observation["pixels"]
+            action = task.expert_action() if has_expert else rng.uniform(-1, 1, task.action_dim)
+            frame = task.step(action).observation["pixels"]
         image = frame
         if args.mask:
             mask = np.repeat(task.mask()[..., None], 3, axis=2).astype(np.uint8) * 255
@@ -81,6 +94,7 @@ def _render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     imageio.imwrite(out, image)
-    print(f"{out}: {args.task} seed {args.seed} step {args.steps}, shift {cfg['shift']}"
+    policy = "" if not args.steps else (" (expert)" if has_expert else " (random actions)")
+    print(f"{out}: {args.task} seed {args.seed} step {args.steps}{policy}, shift {cfg['shift']}"
           + (", frame | mask" if args.mask else ""))
     return 0

@@ -9,6 +9,7 @@ from vfmbench.registry import Registry
 from vfmbench.tasks.base import Task, TaskConfig
 from vfmbench.tasks.wrappers import apply_wrappers
 from vfmbench.utils.config import from_dict
+from vfmbench.utils.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,8 @@ class TaskSpec:
     ``reward`` says what the environment's reward is ("sparse", "dense" or "sparse|dense" where
     ``TaskConfig.reward`` picks); ``success`` whether `StepResult.success` is defined (False:
     always False, judge by return); ``expert`` whether `Task.expert_action` has a scripted expert;
-    ``mask_groups`` the ground-truth mask groups, the default ones first.
+    ``mask_groups`` the ground-truth mask groups, the default ones first; ``shifts`` the shifts
+    the task renders (None: every registered shift).
     """
 
     name: str
@@ -34,6 +36,8 @@ class TaskSpec:
     success: bool = True
     expert: bool = True
     mask_groups: tuple[str, ...] = ()
+    shifts: tuple[str, ...] | None = None
+    shift_note: str = ""  # why some shifts do not apply
 
 
 TASKS: Registry[TaskSpec] = Registry("task")
@@ -56,6 +60,9 @@ def make_task(name: str, config: TaskConfig | dict[str, Any] | None = None, **ov
         data = dict(config or {})
     data.update(overrides)
     cfg = from_dict(TaskConfig, data, source=f"task {name!r} config")
+    if spec.shifts is not None and cfg.shift not in spec.shifts:
+        raise ConfigError(f"shift {cfg.shift!r} does not apply to {name}: {spec.shift_note or 'not supported'}; "
+                          f"its shifts: {', '.join(spec.shifts)}")
     task = spec.factory(cfg)
     try:
         return apply_wrappers(task, cfg.wrappers)

@@ -137,9 +137,6 @@ class DMCTask(Task):
         options = dict(config.shift_options)
         if config.shift in ("video_easy", "video_hard"):
             options = {**VIDEO_DEFAULTS, **options}
-        if config.shift == "distractor":
-            raise ConfigError(f"shift 'distractor' needs a table top to place objects on; {name} has none "
-                              "(use color_easy, color_hard, video_easy or video_hard)")
         shift = make_shift(config.shift, options, model, layout, config.resolution)
         self._view = ShiftedRenderer(model, config.resolution, spec.camera, layout, shift)
         self.camera = spec.camera
@@ -293,5 +290,7 @@ for _domain, _task, _adim, _reward, _desc in [
             success=(_domain, _task) in _SUCCESS_TASKS,
             expert=False,
             mask_groups=tuple(_DOMAINS[_domain].mask_groups),
+            shifts=("none", "color_easy", "color_hard", "video_easy", "video_hard"),
+            shift_note="distractors need a table top to stand on, and these scenes have none",
         )
     )

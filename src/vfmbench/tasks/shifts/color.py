@@ -18,13 +18,13 @@ An entry is applied as DMC-GB applies it, through the task's `SceneLayout`:
 
 - ``skybox_rgb``: the skybox texture's first colour (a builtin texture with a recipe is rebuilt
   by MuJoCo exactly as DMC-GB's edited XML would build it; otherwise its light-dark pattern is
-  redrawn from its dark end to ``skybox_rgb``); backdrop geoms are shifted to that colour;
+  redrawn from its dark end to ``skybox_rgb``); backdrop geoms move by the sky's change;
 - ``grid_rgb1`` / ``grid_rgb2``: the surface texture's two checker colours (rebuilt from its
-  recipe, or its pattern redrawn between the two); surface geoms without a texture are shifted
-  to ``grid_rgb1``;
+  recipe, or its pattern redrawn between the two); surface geoms without a texture move by
+  ``grid_rgb1``'s change;
 - ``self_rgb``: the layout's self materials take it exactly (DMControl's ``self`` material); the
-  layout's self geoms are shifted by one offset so that their mean colour becomes ``self_rgb``
-  (a two-tone robot keeps its contrast).
+  layout's self geoms move by one offset so that their mean colour becomes ``self_rgb`` (a
+  two-tone robot keeps its contrast).
 
 Colours are always derived from the model's original values, so repeated resets never drift.
 """
@@ -289,13 +289,14 @@ class ColorShift(Shift):
         m.mat_rgba[:] = self._mat_rgba0
         for t in self._sky:
             self._set_texture(t, {"rgb1": entry.skybox_rgb}, entry.skybox_rgb, None)
-        self._shift_geoms(list(layout.backdrop_geoms), entry.skybox_rgb)
+        o = self.original
+        self._shift_geoms(list(layout.backdrop_geoms), entry.skybox_rgb - o.skybox_rgb)
         for t in self._surface_tex:
             self._set_texture(t, {"rgb1": entry.grid_rgb1, "rgb2": entry.grid_rgb2}, entry.grid_rgb2, entry.grid_rgb1)
-        self._shift_geoms(self._plain_surface, entry.grid_rgb1)
+        self._shift_geoms(self._plain_surface, entry.grid_rgb1 - o.grid_rgb1)
         if layout.self_materials:
             m.mat_rgba[list(layout.self_materials), :3] = entry.self_rgb
-        self._shift_geoms(list(layout.self_geoms), entry.self_rgb)
+        self._shift_geoms(list(layout.self_geoms), entry.self_rgb - o.self_rgb)
         return tuple(self._tex0)
 
     def _set_texture(self, texid: int, colours: dict[str, np.ndarray], bright: np.ndarray, dark: np.ndarray | None) -> None:
@@ -315,12 +316,12 @@ class ColorShift(Shift):
         out[:, :3] = 255.0 * (low + p[:, None] * (bright - low))
         self._texture(texid)[:] = np.clip(out.round(), 0, 255).astype(np.uint8)
 
-    def _shift_geoms(self, geoms: list[int], target: np.ndarray) -> None:
-        """Move the geoms' colours by one offset so that their mean becomes `target`."""
+    def _shift_geoms(self, geoms: list[int], offset: np.ndarray) -> None:
+        """Move the geoms' original colours by `offset` (the entry's colour minus the original one)."""
         if not geoms:
             return
         colours = self._effective[geoms, :3].astype(np.float64)
-        self.model.geom_rgba[geoms, :3] = np.clip(colours + (target - colours.mean(axis=0)), 0.0, 1.0)
+        self.model.geom_rgba[geoms, :3] = np.clip(colours + offset, 0.0, 1.0)
         self.model.geom_rgba[geoms, 3] = self._effective[geoms, 3]
 
     def describe(self) -> dict[str, Any]:
