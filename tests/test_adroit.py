@@ -128,7 +128,7 @@ def test_door_reward_is_d4rl_dense_reward():
         hinge = m.jnt_qposadr[m.joint("door_hinge").id]
         rng = np.random.default_rng(0)
         for _ in range(5):
-            reward, _ = task.env_step(rng.uniform(-1, 1, 28))
+            _, reward, _ = task.env_step(rng.uniform(-1, 1, 28))
             dist = np.linalg.norm(d.site_xpos[m.site("S_grasp").id] - d.site_xpos[m.site("S_handle").id])
             angle = d.qpos[hinge]
             d4rl = -0.1 * dist - 0.1 * (angle - 1.57) ** 2 - 1e-5 * np.sum(d.qvel**2)
@@ -150,6 +150,38 @@ def test_pen_camera_is_vil_camera():
             renderer.close()
     diff = np.abs(frame.astype(int) - named.astype(int))
     assert (diff.max(-1) > 0).mean() < 0.01 and diff.mean() < 0.5
+
+
+@pytest.mark.parametrize("variant,height", [("door", 1.5), ("hammer", 1.1)])
+def test_top_views_are_rl_vigen_top_camera(variant, height):
+    """RL-ViGen's models add <camera name="top" pos="0 0 H" euler="0 0 3.14"/>; ours is a free camera."""
+    import os
+
+    import gymnasium_robotics
+    import mujoco
+
+    from vfmbench.tasks.adroit import CAMERAS
+
+    xml = os.path.join(os.path.dirname(gymnasium_robotics.__file__), f"envs/assets/adroit_hand/adroit_{variant}.xml")
+    spec = mujoco.MjSpec.from_file(xml)
+    top = spec.worldbody.add_camera(name="top", pos=[0, 0, height])
+    top.alt.type = mujoco.mjtOrientation.mjORIENTATION_EULER
+    top.alt.euler = [0, 0, 3.14]
+    model = spec.compile()
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    free = mujoco.MjvCamera()
+    free.type = mujoco.mjtCamera.mjCAMERA_FREE
+    c = CAMERAS[variant]
+    free.lookat[:], free.distance, free.azimuth, free.elevation = c.lookat, c.distance, c.azimuth, c.elevation
+    renderer = mujoco.Renderer(model, 84, 84)
+    try:
+        renderer.update_scene(data, camera="top")
+        named = renderer.render()
+        renderer.update_scene(data, camera=free)
+        np.testing.assert_array_equal(renderer.render(), named)
+    finally:
+        renderer.close()
 
 
 def test_contract_state_proprio_describe_and_no_expert():

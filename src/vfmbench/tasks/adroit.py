@@ -10,8 +10,8 @@ results, and VRL3, whose Adroit wrapper RL-ViGen reuses:
   all three are free cameras with the same pose and MuJoCo's default 45-degree field of view:
   door ``lookat (0, 0, 0)``, distance 1.5, azimuth 269.91 (``3.14 rad + 90`` degrees), elevation
   -90; hammer the same at distance 1.1; pen ``lookat (0, 0, 0)``, distance ``1.2 * sqrt 2``,
-  azimuth 90, elevation -45, which renders the same image as ``vil_camera``
-  (``tests/test_adroit.py`` checks it). 84x84 pixels by default (paper 002 Table 6 uses
+  azimuth 90, elevation -45. ``tests/test_adroit.py`` checks that they render what ``top`` and
+  ``vil_camera`` render. 84x84 pixels by default (paper 002 Table 6 uses
   160x160 for pen: ``TaskConfig.resolution``).
 - **Action repeat 2** (paper 002 Table 6, VRL3 ``action_repeat: 2``): one agent step is two
   environment steps (each 5 MuJoCo steps of 2 ms), with the same action; rewards are summed.
@@ -249,12 +249,13 @@ class AdroitTask(Task):
         self._view.reset(int(seed), self._keep_out())
         return self._observation()
 
-    def env_step(self, action: np.ndarray) -> tuple[float, bool]:
-        """One environment step without action repeat (5 MuJoCo steps of 2 ms) of a checked
-        action in [-1, 1]^A: its reward (D4RL's dense reward) and success. Nothing is rendered:
+    def env_step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+        """One environment step without action repeat (5 MuJoCo steps of 2 ms) of an action
+        ``[A]`` (the environment clips it to [-1, 1]): the environment's observation vector
+        (float64 ``[S]``), its reward (D4RL's dense reward) and success. Nothing is rendered:
         `observe` gives the observation afterwards (`step` and the Minari importer use both)."""
-        _, reward, _, _, info = self._env.step(action)
-        return float(reward) + self._reward_fix(), bool(info["success"])
+        obs, reward, _, _, info = self._env.step(action)
+        return obs, float(reward) + self._reward_fix(), bool(info["success"])
 
     def step(self, action: np.ndarray) -> StepResult:
         if self._obs is None:
@@ -262,11 +263,9 @@ class AdroitTask(Task):
         a = checked_action(self, action)
         reward, success = 0.0, False
         for _ in range(self.action_repeat):
-            r, success = self.env_step(a)
+            _, r, success = self.env_step(a)
             reward += r
-        self._obs = self._env._get_obs()
-        self._t += 1
-        return StepResult(self._observation(), reward, success, self._t >= self.max_episode_steps, {})
+        return StepResult(self.observe(self._t + 1), reward, success, self._t >= self.max_episode_steps, {})
 
     def set_env_state(self, state: dict[str, np.ndarray], t: int = 0) -> Observation:
         """Put the simulator in a recorded state and observe it as frame `t` of the episode.
@@ -293,7 +292,8 @@ class AdroitTask(Task):
         return self._observation()
 
     def observe(self, t: int) -> Observation:
-        """The observation of the current simulator state as frame `t` (after `env_step` calls)."""
+        """The observation of the current simulator state as frame `t` of the episode (after
+        `env_step` calls)."""
         self._obs = self._env._get_obs()
         self._t = int(t)
         return self._observation()
