@@ -11,7 +11,20 @@ import sys
 from vfmbench.utils.errors import VfmbenchError
 
 # Command modules, in the order `vfmbench --help` lists them.
-COMMAND_MODULES = ["demo", "collect", "train", "evaluate", "tasks", "encoders", "weights", "embed", "shifts", "robustness", "methods", "importers"]
+COMMAND_MODULES = [
+    "demo",
+    "collect",
+    "train",
+    "evaluate",
+    "tasks",
+    "encoders",
+    "weights",
+    "embed",
+    "shifts",
+    "robustness",
+    "methods",
+    "importers",
+]
 
 
 # Operating-system errors the CLI reports as a message: the disk is full or read-only, a folder is not ours,
