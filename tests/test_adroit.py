@@ -4,6 +4,7 @@ success and episode lengths against gymnasium-robotics called directly, the came
 import numpy as np
 import pytest
 
+from vfmbench.cli import app
 from vfmbench.tasks import get_task_spec, list_tasks, make_task
 from vfmbench.tasks.adroit import ENV_IDS, HAND_JOINTS
 from vfmbench.utils.errors import ConfigError
@@ -184,7 +185,7 @@ def test_top_views_are_rl_vigen_top_camera(variant, height):
         renderer.close()
 
 
-def test_contract_state_proprio_describe_and_no_expert():
+def test_contract_state_proprio_describe_and_no_expert(tmp_path, capsys):
     assert {"adroit_door", "adroit_hammer", "adroit_pen"} <= set(list_tasks())
     spec = get_task_spec("adroit_hammer")
     assert (spec.family, spec.action_dim, spec.expert, spec.success, spec.reward, spec.supports_goal) == (
@@ -201,6 +202,9 @@ def test_contract_state_proprio_describe_and_no_expert():
         assert info["camera"]["distance"] == 1.1 and info["camera"]["elevation"] == -90.0
         with pytest.raises(NotImplementedError, match="vfmbench import minari --dataset D4RL/hammer/expert-v2"):
             task.expert_action()
+    assert app(["collect", "--task", "adroit_door", "--episodes", "1", "--out", str(tmp_path / "d"),
+                "--no-progress"]) == 2
+    assert "adroit_door has no scripted expert" in capsys.readouterr().err and not (tmp_path / "d").exists()
     with make_task("adroit_pen", proprio=False) as task:
         assert task.reset(0)["proprio"].shape == (0,) and task.spaces.proprio_dim == 0
     with pytest.raises(ConfigError, match="no goal images"):

@@ -36,11 +36,13 @@ results, and VRL3, whose Adroit wrapper RL-ViGen reuses:
   **Proprioception** (on by default, as RL-ViGen's and VRL3's ``observation_sensor``): the 24
   hand joint angles, wrist ``WRJ1``, ``WRJ0`` and the 22 finger joints ``FFJ3`` ... ``THJ0``
   (``qpos`` addresses of those joints; the arm's ``ARTz``/``ARR*`` joints are left out).
-- **Expert**: none is scripted; expert data comes from D4RL through ``vfmbench import minari``.
+- **Expert**: none is scripted (`expert_action` raises `NoExpertError`, a ``NotImplementedError``
+  the CLI reports); expert data comes from D4RL through ``vfmbench import minari``.
 
 Shifts see the ground plane below the table as backdrop (there is no skybox: what shows behind
-the ground is black, labelled sky) and the table as the surface; distractors stand on the table
-top away from the arm and the objects. Ground-truth mask groups: ``hand`` (forearm, wrist,
+the ground is black, labelled sky), the table as the surface and the hand as the agent (colour
+shifts recolour it, not the objects); distractors stand on the table top away from the arm and
+the objects. Ground-truth mask groups: ``hand`` (forearm, wrist,
 palm and fingers) and the objects: door ``door`` (frame and door leaf), ``handle`` (latch and
 handle); hammer ``hammer``, ``nail``, ``board`` (with its goal disc); pen ``pen`` and ``goal``
 (the target pen). The default is every group of the task.
@@ -61,7 +63,7 @@ import numpy as np
 from vfmbench.tasks._registry import TaskSpec, register_task
 from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig, checked_action
 from vfmbench.tasks.shifts import KeepOut, SceneLayout, ShiftedRenderer, Workspace, make_shift
-from vfmbench.utils.errors import ConfigError, DatasetError
+from vfmbench.utils.errors import ConfigError, DatasetError, VfmbenchError
 from vfmbench.utils.imports import require
 from vfmbench.utils.rendering import ensure_rendering
 
@@ -88,6 +90,10 @@ _TABLE_MARGIN = 0.03  # distractors keep this far (m) inside the table's edges
 _HAND_RADIUS, _OBJECT_RADIUS = 0.12, 0.1  # keep-out radii (m) around the arm and the objects
 
 _LIVE: "weakref.WeakSet[AdroitTask]" = weakref.WeakSet()
+
+
+class NoExpertError(VfmbenchError, NotImplementedError):
+    """`Task.expert_action` of a task without a scripted expert (the CLI prints its message)."""
 
 
 def _close_live_tasks() -> None:
@@ -173,7 +179,8 @@ class AdroitTask(Task):
         return tuple(names)
 
     def _layout(self) -> SceneLayout:
-        """Ground as backdrop, table as surface, its top as the distractors' workspace."""
+        """Ground as backdrop, table as surface, its top as the distractors' workspace, the hand as
+        the agent that colour shifts recolour (DMC-GB's ``self``)."""
         self._mujoco.mj_forward(self._model, self._data)
         m = self._model
         top = int(np.flatnonzero(m.geom_bodyid == m.body("table").id)[0])  # the table-top box
@@ -186,7 +193,7 @@ class AdroitTask(Task):
         )
         groups = {"hand": (self._hand_bodies, ()), **_OBJECT_GROUPS[self.variant]}
         return SceneLayout.from_names(m, backdrop=("ground",), surface=("table",), mask_groups=groups,
-                                      workspace=workspace)
+                                      workspace=workspace, self_parts=self._hand_bodies)
 
     def _mask_groups(self, requested: Sequence[str] | None) -> tuple[str, ...]:
         available = self._view.mask_groups
@@ -299,7 +306,7 @@ class AdroitTask(Task):
         return self._observation()
 
     def expert_action(self) -> np.ndarray:
-        raise NotImplementedError(
+        raise NoExpertError(
             f"{self.name} has no scripted expert; import expert demonstrations from D4RL instead: "
             f"vfmbench import minari --dataset D4RL/{self.variant}/expert-v2 --task {self.name} --out DIR"
         )
