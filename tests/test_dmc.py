@@ -223,7 +223,7 @@ def test_distractor_and_goals_are_refused_with_reasons():
         make_task("dmc_walker_walk", max_episode_steps=501)
     with make_task("dmc_reacher_easy") as task:
         task.reset(0)
-        with pytest.raises(NotImplementedError, match="no scripted expert.*--expert"):
+        with pytest.raises(NotImplementedError, match="no scripted expert; train a state agent .* vfmbench collect --expert RUN"):
             task.expert_action()
 
 

@@ -11,8 +11,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vfmbench.data.episodes import MANIFEST, EpisodeDataset, EpisodeWriter
-from vfmbench.tasks import TaskConfig, make_task
-from vfmbench.utils.errors import ConfigError, DatasetError
+from vfmbench.tasks import TaskConfig, get_task_spec, make_task
+from vfmbench.utils.errors import ConfigError, DatasetError, NoExpertError
 
 
 @dataclass
@@ -59,6 +59,9 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
     import vfmbench
 
     config.validate()
+    spec = get_task_spec(config.task)
+    if not spec.expert:
+        raise NoExpertError(f"{config.task} has no scripted expert to collect with; {spec.expert_hint}")
     out = Path(out)
     task_config = absolute_paths(config.task_config)
     with make_task(config.task, task_config) as task:

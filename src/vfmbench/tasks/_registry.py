@@ -35,6 +35,7 @@ class TaskSpec:
     reward: str = "sparse"
     success: bool = True
     expert: bool = True
+    expert_hint: str = ""  # where expert data comes from when there is no scripted expert
     mask_groups: tuple[str, ...] = ()
     shifts: tuple[str, ...] | None = None
     shift_note: str = ""  # why some shifts do not apply

@@ -60,10 +60,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vfmbench.tasks._registry import TaskSpec, register_task
+from vfmbench.tasks._registry import TaskSpec, get_task_spec, register_task
 from vfmbench.tasks.base import CameraConfig, Observation, StepResult, Task, TaskConfig, checked_action
 from vfmbench.tasks.shifts import KeepOut, SceneLayout, ShiftedRenderer, Workspace, make_shift
-from vfmbench.utils.errors import ConfigError, DatasetError, VfmbenchError
+from vfmbench.utils.errors import ConfigError, DatasetError, NoExpertError
 from vfmbench.utils.imports import require
 from vfmbench.utils.rendering import ensure_rendering
 
@@ -90,10 +90,6 @@ _TABLE_MARGIN = 0.03  # distractors keep this far (m) inside the table's edges
 _HAND_RADIUS, _OBJECT_RADIUS = 0.12, 0.1  # keep-out radii (m) around the arm and the objects
 
 _LIVE: "weakref.WeakSet[AdroitTask]" = weakref.WeakSet()
-
-
-class NoExpertError(VfmbenchError, NotImplementedError):
-    """`Task.expert_action` of a task without a scripted expert (the CLI prints its message)."""
 
 
 def _close_live_tasks() -> None:
@@ -306,10 +302,7 @@ class AdroitTask(Task):
         return self._observation()
 
     def expert_action(self) -> np.ndarray:
-        raise NoExpertError(
-            f"{self.name} has no scripted expert; import expert demonstrations from D4RL instead: "
-            f"vfmbench import minari --dataset D4RL/{self.variant}/expert-v2 --task {self.name} --out DIR"
-        )
+        raise NoExpertError(f"{self.name} has no scripted expert; {get_task_spec(self.name).expert_hint}")
 
     def describe(self) -> dict[str, Any]:
         import gymnasium_robotics
@@ -368,6 +361,8 @@ for _variant, _actions, _groups, _desc in [
             reward="dense",
             success=True,
             expert=False,
+            expert_hint=(f"import D4RL's expert demonstrations instead: vfmbench import minari "
+                         f"--dataset D4RL/{_variant}/expert-v2 --task adroit_{_variant} --out DIR"),
             mask_groups=_groups,
         )
     )

@@ -43,11 +43,11 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from vfmbench.tasks._registry import TaskSpec, register_task
+from vfmbench.tasks._registry import TaskSpec, get_task_spec, register_task
 from vfmbench.tasks.base import Observation, StepResult, Task, TaskConfig, checked_action
 from vfmbench.tasks.shifts import SceneLayout, ShiftedRenderer, make_shift
 from vfmbench.tasks.shifts.base import KeepOut
-from vfmbench.utils.errors import ConfigError
+from vfmbench.utils.errors import ConfigError, NoExpertError
 from vfmbench.utils.imports import require
 from vfmbench.utils.rendering import ensure_rendering
 
@@ -219,9 +219,7 @@ class DMCTask(Task):
         return StepResult(self._observation(), reward, success, done, {})
 
     def expert_action(self) -> np.ndarray:
-        raise NotImplementedError(
-            f"{self.name} has no scripted expert: train a state agent and collect with it "
-            "(vfmbench collect --expert RUN), or import recorded demonstrations")
+        raise NoExpertError(f"{self.name} has no scripted expert; {get_task_spec(self.name).expert_hint}")
 
     def describe(self) -> dict[str, Any]:
         import dm_control
@@ -289,6 +287,8 @@ for _domain, _task, _adim, _reward, _desc in [
             reward=_reward,
             success=(_domain, _task) in _SUCCESS_TASKS,
             expert=False,
+            expert_hint=(f"train a state agent (vfmbench rl train --task dmc_{_domain}_{_task} --agent drqv2 "
+                         "--encoder state --out RUN) and collect with it: vfmbench collect --expert RUN"),
             mask_groups=tuple(_DOMAINS[_domain].mask_groups),
             shifts=("none", "color_easy", "color_hard", "video_easy", "video_hard"),
             shift_note="distractors need a table top to stand on, and these scenes have none",

@@ -36,6 +36,10 @@ class ActionError(VfmbenchError, ValueError):
     """A task was given an action it cannot execute (wrong size, NaN or infinite values)."""
 
 
+class NoExpertError(VfmbenchError, NotImplementedError):
+    """A task without a scripted expert was asked for expert actions."""
+
+
 class WeightsError(VfmbenchError):
     """Pretrained weights are missing or do not match their checksum."""
 
