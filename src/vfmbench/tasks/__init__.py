@@ -25,3 +25,4 @@ __all__ = [
     "make_task",
     "register_task",
 ]
+from vfmbench.masking import wrapper as _samg_wrapper  # noqa: F401,E402  (registers the samg wrapper)

@@ -1,0 +1,206 @@
+"""The segmenter registry (`SEGMENTERS`, ``vfmbench segmenters list``).
+
+A segmenter turns uint8 frames ``[B, H, W, 3]`` into bool masks ``[B, H, W]`` of the task-relevant
+objects (`Segmenter.segment`). Entries:
+
+- ``oracle``: the task's ground-truth masks (MuJoCo segmentation of the task's mask groups), the
+  upper bound of every table; it needs those masks (`segment(frames, truth=...)`).
+- ``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h``: SAM-G (`vfmbench.masking.samg`) on the official
+  Segment Anything checkpoints, loaded whole (image encoder, prompt encoder, mask decoder) from the
+  weight sets the ``sam_vit_*`` encoders use, with DINOv2 ViT-B/14 features (``dinov2_vitb14``).
+
+The distilled SAMs the paper compares (EfficientViT-SAM-L1, its default; MobileSAM; EfficientSAM)
+and SAM 2 are not entries: docs/masking.md says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from vfmbench.registry import Registry
+from vfmbench.utils.errors import ConfigError
+
+
+@dataclass
+class SegmenterConfig:
+    """How to build a segmenter: `reference` is the reference's .json (None: made from the task's
+    ground truth at its seed 0 when the segmenter is built for a task); `pretrained` False gives
+    random weights (tests, benchmarks); `sam_weights` / `dino_weights` a file of one's own;
+    `dino` the DINOv2 encoder entry; `device` "auto" (CUDA when available), "cpu", "cuda", ...;
+    `dtype` of the models ("float32" or "bfloat16"); ablation switches and PerSAM settings as in
+    `SamGOptions`; `tiny` (tests only): toy model sizes."""
+
+    reference: str | None = None
+    pretrained: bool = True
+    sam_weights: str | None = None
+    dino: str = "dinov2_vitb14"
+    dino_weights: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    use_dino: bool = True
+    extra_points: bool = True
+    refine: bool = True
+    persam: bool = True
+    persam_steps: int = 1000
+    batch_size: int = 64
+    seed: int = 0
+    tiny: bool = False
+
+    def validate(self) -> None:
+        if self.dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"segmenter dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.batch_size < 1 or self.persam_steps < 1:
+            raise ConfigError("segmenter batch_size and persam_steps must be at least 1")
+
+
+class Segmenter:
+    """Frames in, masks out. ``needs_truth``: `segment` needs the ground-truth masks (oracle)."""
+
+    name: str
+    needs_truth: bool = False
+
+    def segment(self, frames: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
+        """uint8 ``[B, H, W, 3]`` (and for the oracle bool ``[B, H, W]`` truth) -> bool ``[B, H, W]``."""
+        raise NotImplementedError
+
+
+class OracleSegmenter(Segmenter):
+    """The ground-truth masks themselves."""
+
+    name = "oracle"
+    needs_truth = True
+
+    def segment(self, frames: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
+        if truth is None:
+            raise ConfigError("the oracle segmenter reads the task's ground-truth masks; none were given")
+        if truth.shape != frames.shape[:3]:
+            raise ConfigError(f"ground-truth masks {truth.shape} do not match the frames {frames.shape[:3]}")
+        return truth.astype(bool)
+
+
+class SamGSegmenter(Segmenter):
+    """SAM-G on a SAM ViT; `model` is the built `SamG`. Frames are segmented in batches of
+    ``batch_size`` on the model's device."""
+
+    def __init__(self, name: str, model: Any, batch_size: int):
+        self.name, self.model, self.batch_size = name, model, batch_size
+
+    def segment(self, frames: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
+        import torch
+
+        out = []
+        for i in range(0, len(frames), self.batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(frames[i:i + self.batch_size]))
+            out.append(self.model.segment(chunk).masks.cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(frames.shape[:3], bool)
+
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """A registered segmenter: ``weights`` names the weight set it loads (None: none);
+    ``build(config, task)`` makes one (`task`: the task name, for a default reference)."""
+
+    name: str
+    description: str
+    family: str
+    build: Callable[[SegmenterConfig, str | None], Segmenter]
+    weights: str | None = None
+    paper: str = ""
+
+    def weights_status(self) -> str:
+        if self.weights is None:
+            return "none"
+        from vfmbench.weights import WEIGHTS
+
+        return WEIGHTS.get(self.weights).status()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "weights": self.weights,
+                "weights_status": self.weights_status(), "paper": self.paper, "description": self.description}
+
+
+SEGMENTERS: Registry[SegmenterSpec] = Registry("segmenter")
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_reference(config: SegmenterConfig, task: str | None) -> Any:
+    """The reference `config` names, or the task's ground-truth one (seed 0)."""
+    from vfmbench.masking.reference import read_reference, reference_from_task
+
+    if config.reference is not None:
+        return read_reference(config.reference)
+    if task is None:
+        raise ConfigError("SAM-G needs a reference: give reference=REF.json (vfmbench mask reference --task T --out REF.json)")
+    return reference_from_task(task)
+
+
+def _build_samg(arch: str) -> Callable[[SegmenterConfig, str | None], Segmenter]:
+    def build(config: SegmenterConfig, task: str | None) -> Segmenter:
+        import torch
+
+        from vfmbench.encoders import create_encoder, get_encoder_spec
+        from vfmbench.masking.samg import DinoFeatures, SamG, SamGOptions
+        from vfmbench.masking.sam_model import build_promptable_sam
+        from vfmbench.weights import locate_weights
+
+        config.validate()
+        name = f"sam_{arch}"
+        ref = load_reference(config, task)
+        location = None
+        if config.pretrained:
+            spec = get_encoder_spec(name).weights
+            assert spec is not None
+            location = locate_weights(spec, config.sam_weights,
+                                      hint="for random weights (tests only) set the segmenter option pretrained=false")
+        sam = build_promptable_sam(arch, location, seed=config.seed, tiny=config.tiny)
+        dino = None
+        if config.use_dino:
+            kwargs: dict[str, Any] = {"weights": config.dino_weights} if config.dino_weights else {}
+            if config.tiny:
+                kwargs["tiny"] = True
+            enc = create_encoder(config.dino, pretrained=config.pretrained, **kwargs)
+            # the authors' 448-pixel input: a 32 x 32 patch grid on SAM's 64 x 64 one (tiny: 2 on 4)
+            dino = DinoFeatures(enc, grid=sam.grid // 2, out_grid=sam.grid)
+        device, dtype = _device(config.device), getattr(torch, config.dtype)
+        sam.to(device)
+        sam.model.vision_encoder.to(dtype)
+        if dino is not None:
+            dino.to(device).encoder.to(dtype)
+        opts = SamGOptions(dino=config.use_dino, extra_points=config.extra_points, refine=config.refine,
+                           persam=config.persam, persam_steps=config.persam_steps)
+        return SamGSegmenter(name, SamG(sam, dino, ref, opts, seed=config.seed), config.batch_size)
+
+    return build
+
+
+SEGMENTERS.register(SegmenterSpec(
+    "oracle", "ground-truth masks of the task's mask groups (MuJoCo segmentation): the upper bound", "oracle",
+    lambda config, task: OracleSegmenter(), paper="002 (upper bound)"))
+for _arch, _size in (("vit_b", "ViT-B"), ("vit_l", "ViT-L"), ("vit_h", "ViT-H")):
+    SEGMENTERS.register(SegmenterSpec(
+        f"sam_{_arch}", f"SAM-G on Segment Anything {_size} (whole official checkpoint) + DINOv2 ViT-B/14 "
+                        "correspondence, 3 decoding rounds, PerSAM weights", "samg",
+        _build_samg(_arch), weights=f"sam_{_arch}", paper="002"))
+
+
+def build_segmenter(name: str, config: SegmenterConfig | dict[str, Any] | None = None,
+                    task: str | None = None) -> Segmenter:
+    """Segmenter `name` built by `config` (a `SegmenterConfig` or its fields); unknown names and
+    options raise `UnknownNameError` / `ConfigError`; missing weights `WeightsError` with the fetch
+    command."""
+    from vfmbench.utils.config import from_dict
+
+    spec = SEGMENTERS.get(name)
+    if not isinstance(config, SegmenterConfig):
+        config = from_dict(SegmenterConfig, dict(config or {}), source=f"segmenter {name!r} options")
+    return spec.build(config, task)
