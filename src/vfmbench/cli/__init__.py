@@ -24,6 +24,9 @@ COMMAND_MODULES = [
     "robustness",
     "methods",
     "importers",
+    "segmenters",
+    "mask",
+    "rl",
 ]
 
 

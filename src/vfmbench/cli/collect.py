@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--action-noise", type=float, default=0.0,
                    help="std of Gaussian noise added to executed expert actions (DART); default 0")
     p.add_argument("--no-progress", action="store_true")
+    from vfmbench.masking.wiring import add_mask_args
+
+    add_mask_args(p)
     add_config_args(p)
     p.set_defaults(func=_run)
 
@@ -38,6 +41,10 @@ def _run(args: argparse.Namespace) -> int:
         task_cfg["goal_conditioned"] = True
     if args.masks:
         task_cfg["masks"] = True
+    if args.mask:
+        from vfmbench.masking.wiring import with_mask
+
+        task_cfg = with_mask(task_cfg, args.mask, args.mask_reference)
     data.update(task=args.task, episodes=args.episodes, seed=args.seed, keep_failures=args.keep_failures,
                 action_noise=args.action_noise,
                 task_config=task_cfg)

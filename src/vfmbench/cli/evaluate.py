@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     add_shift_args(p)
+    from vfmbench.masking.wiring import add_mask_args
+
+    add_mask_args(p)  # evaluate through this mask instead of the run's own
     p.set_defaults(func=_run)
 
 
@@ -30,13 +33,21 @@ def _run(args: argparse.Namespace) -> int:
     writable_file(args.video)
     eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, shift=args.shift or "none",
                          shift_options=shift_options(args.shift_set), video=args.video)
-    record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
-    res = record.evaluation
+    if args.mask:
+        from vfmbench.masking.wiring import evaluate_masked
+
+        res, _ = evaluate_masked(args.run, args.mask, args.mask_reference, episodes=args.episodes, envs=args.envs,
+                                 step=args.step, shift=eval_spec.shift, shift_options=eval_spec.shift_options,
+                                 video=args.video, progress=not args.no_progress)
+        task = job_for_run(args.run).run.task
+    else:
+        record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
+        res, task = record.evaluation, record.task
     assert res is not None
     if args.json:
         print_json(res.to_dict())
     else:
-        shown = record.task if res.shift == "none" else f"{record.task} under {res.shift}"
+        shown = (task if res.shift == "none" else f"{task} under {res.shift}") + (f" (mask {args.mask})" if args.mask else "")
         print(f"{shown}: success {res.success_rate:.2f} over {res.episodes} episodes "
               f"(any-step success {res.success_any_rate:.2f}, mean return {res.mean_return:.2f}, {res.seconds:.0f} s)"
               + (f"; video {res.video}" if res.video else ""))

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="also write the report as JSON to this file")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    from vfmbench.masking.wiring import add_mask_args
+
+    add_mask_args(p)  # evaluate through this mask instead of the run's own
     p.set_defaults(func=_run)
 
 
@@ -44,16 +47,25 @@ def _run(args: argparse.Namespace) -> int:
     shifts = [s.strip() for s in args.shifts.split(",") if s.strip()]
     eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, robustness=shifts,
                          robustness_options=options)
-    record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
-    assert record.evaluation is not None
-    report = RobustnessReport(record.task, record.evaluation.seeds, record.robustness)
-    doc = {"run": str(args.run), **asdict(report)}
+    if args.mask:
+        from vfmbench.masking.wiring import evaluate_masked
+
+        clean, results = evaluate_masked(args.run, args.mask, args.mask_reference, episodes=args.episodes,
+                                         envs=args.envs, step=args.step, robustness=shifts,
+                                         robustness_options=options, progress=not args.no_progress)
+        report = RobustnessReport(job_for_run(args.run).run.task, clean.seeds, results)
+    else:
+        record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
+        assert record.evaluation is not None
+        report = RobustnessReport(record.task, record.evaluation.seeds, record.robustness)
+    doc = {"run": str(args.run), **({"mask": args.mask} if args.mask else {}), **asdict(report)}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(Path(args.out), doc)
     if args.json:
         print_json(doc)
     else:
-        print(f"{args.run}: {record.task}, {args.episodes} episodes per shift (same seeds); drop = clean - shifted")
+        print(f"{args.run}: {report.task}" + (f" (mask {args.mask})" if args.mask else "") + ", "
+              f"{args.episodes} episodes per shift (same seeds); drop = clean - shifted")
         print_table(report.rows(), ["shift", "success", "any_step", "drop", "episodes", "seconds"])
     return 0

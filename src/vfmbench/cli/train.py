@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (rerun to resume)")
     p.add_argument("--no-eval", action="store_true", help="skip rollout evaluation")
     p.add_argument("--no-progress", action="store_true")
+    from vfmbench.masking.wiring import add_mask_args
+
+    add_mask_args(p)  # the dataset's episodes re-collected through the mask (once, beside it)
     add_config_args(p)
     p.set_defaults(func=_run)
 
@@ -35,7 +38,12 @@ def _run(args: argparse.Namespace) -> int:
     from vfmbench.training import RunSpec
     from vfmbench.utils.config import from_dict
 
-    ds = open_dataset(args.dataset)
+    dataset = args.dataset
+    if args.mask:
+        from vfmbench.masking.wiring import masked_dataset
+
+        dataset = masked_dataset(dataset, args.mask, args.mask_reference, progress=not args.no_progress)
+    ds = open_dataset(dataset)
     task = args.task or ds.task["task"]
     data, source = config_dict(args)
     data.update(task=task, encoder=args.encoder, seed=args.seed)

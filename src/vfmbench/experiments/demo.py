@@ -55,6 +55,10 @@ class DemoConfig:
     # evaluate every trained policy also under these shifts (vfmbench shifts list) and report
     # the drop in success against the clean task, on the same seeds
     shifts: list[str] = field(default_factory=list)
+    # masking axis (SAM-G): every encoder x seed also trained and evaluated on observations masked by each
+    # of these (none, oracle, sam_vit_b, ...; docs/masking.md); mask_reference: the SAM-G reference
+    masks: list[str] = field(default_factory=lambda: ["none"])
+    mask_reference: str | None = None
 
     def validate(self) -> None:
         if not self.encoders:
@@ -79,6 +83,13 @@ class DemoConfig:
 
         for name in self.shifts:
             get_shift_spec(name)
+        if not self.masks:
+            raise ConfigError("masks: give at least one (none: unmasked)")
+        from vfmbench.masking.wiring import mask_wrapper
+
+        for name in self.masks:
+            if name != "none":
+                mask_wrapper(name, self.mask_reference if name != "oracle" else None)
 
 
 def quick_config(config: DemoConfig) -> DemoConfig:
@@ -130,8 +141,19 @@ class DemoResults:
     robustness_summary: list[RobustnessRow]
 
 
+def _mask_dataset(dataset: Path, mask: str) -> Path:
+    return dataset if mask == "none" else dataset.with_name(f"{dataset.name}.mask-{mask}")
+
+
 def demo_jobs(config: DemoConfig, out: Path, dataset: Path) -> list[JobSpec]:
-    """The demo's grid as jobs: every encoder x seed, with the budget of its encoder kind."""
+    """The demo's grid as jobs: every mask x encoder x seed, with the budget of its encoder kind."""
+    jobs = []
+    for mask in config.masks:
+        jobs += _encoder_jobs(config, out, _mask_dataset(dataset, mask), "" if mask == "none" else f"_mask-{mask}")
+    return jobs
+
+
+def _encoder_jobs(config: DemoConfig, out: Path, dataset: Path, suffix: str) -> list[JobSpec]:
     jobs = []
     for encoder in _encoders(config):
         trainable = get_encoder_spec(encoder).trainable
@@ -145,7 +167,7 @@ def demo_jobs(config: DemoConfig, out: Path, dataset: Path) -> list[JobSpec]:
             run = RunSpec(task=config.task, encoder=encoder, method=config.method, seed=seed, method_config=mcfg,
                           encoder_options=dict(config.encoder_options.get(encoder, {})), train=train)
             jobs.append(JobSpec(
-                run=run, out=str(out / "runs" / f"{config.method}_{encoder}_s{seed}"), dataset=str(dataset),
+                run=run, out=str(out / "runs" / f"{config.method}_{encoder}_s{seed}{suffix}"), dataset=str(dataset),
                 eval=EvalSpec(episodes=config.eval_episodes, envs=min(10, config.eval_episodes),
                               robustness=list(config.shifts)),
                 cache_dir=config.cache_dir,
@@ -171,10 +193,17 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
     )
     log(f"[demo] dataset: {dataset.num_episodes} expert episodes, {dataset.n_frames} frames "
         f"(expert success {dataset.manifest.get('expert_success_rate', 1.0):.2f})")
+    from vfmbench.masking.wiring import masked_dataset
+
+    for mask in config.masks:
+        if mask != "none":
+            masked_dataset(data_dir, mask, config.mask_reference if mask != "oracle" else None, progress=progress)
     records: list[RunRecord] = []
     for job in jobs:
         t = time.time()
         record = run_job(dataclasses.replace(job, progress=progress))
+        if ".mask-" in Path(job.dataset or "").name:  # the masking axis shows in tables as part of the label
+            record.encoder_label += f" + mask {Path(job.dataset or '').name.split('.mask-')[1]}"
         record.run_dir = str(Path(record.run_dir).relative_to(out))
         records.append(record)
         log(f"[demo] {record.encoder:>18s} seed {record.seed}: success {record.success_rate:.2f} "

@@ -113,6 +113,7 @@ class SegmenterSpec:
     def weights_status(self) -> str:
         if self.weights is None:
             return "none"
+        import vfmbench.encoders  # noqa: F401  (registers the weight sets)
         from vfmbench.weights import WEIGHTS
 
         return WEIGHTS.get(self.weights).status()
