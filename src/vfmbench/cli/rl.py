@@ -1,0 +1,140 @@
+"""`vfmbench rl train | evaluate | collect`: online RL (DrQ-v2, PIE-G, SAM-G masking)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vfmbench.cli._common import positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from vfmbench.cli._common import add_config_args
+
+    p = sub.add_parser("rl", help="online visual RL: DrQ-v2 and PIE-G, optionally on SAM-G masked frames",
+                       description="Train DrQ-v2 or PIE-G agents online, evaluate them under DMC-GB shifts, and "
+                                   "collect expert datasets with trained (state) agents. See docs/rl.md.")
+    rl = p.add_subparsers(dest="rl_command", metavar="COMMAND")
+    rl.required = True
+
+    t = rl.add_parser("train", help="train an agent online (resumable: rerun the same command to continue)",
+                      description="Train into --out; --frames is the target, so rerunning the command continues "
+                                  "a stopped run. Config keys: agent_config.* (lr, batch_size, nstep, ...), "
+                                  "task_config.*, eval_every_frames, eval_episodes, checkpoint_every_frames.")
+    t.add_argument("--task", required=True, help="task name (vfmbench tasks list), e.g. dmc_walker_walk")
+    t.add_argument("--agent", choices=["drqv2", "pieg"], default="drqv2")
+    t.add_argument("--encoder", help="drqv2: conv (default) or state; pieg: a registry image encoder "
+                                     "(default imagenet_resnet18)")
+    t.add_argument("--random-weights", action="store_true", help="build the PIE-G encoder with random weights")
+    t.add_argument("--mask", metavar="SEGMENTER", help="train and evaluate on SAM-G masked frames: oracle "
+                                                       "(ground-truth masks) or a SAM-G segmenter")
+    t.add_argument("--mask-reference", metavar="REF.json", help="the SAM-G reference (image + mask) for --mask")
+    t.add_argument("--frames", type=positive_int, help="target environment frames (default: the paper's, 1M or 3M)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--preset", choices=["drqv2", "samg"], default="drqv2",
+                   help="hyper-parameters: DrQ-v2's published ones (default) or paper 002 Table 6's")
+    t.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    t.add_argument("--max-minutes", type=float, help="stop at the first episode end after this long (checkpointed); "
+                                                     "rerun to continue")
+    t.add_argument("--shifts", default="none", help="after the last frame, evaluate under these shifts "
+                                                    "(comma-separated)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--no-progress", action="store_true")
+    add_config_args(t)
+    t.set_defaults(func=_train)
+
+    e = rl.add_parser("evaluate", help="returns of trained runs under shifts, in the paper's table layout",
+                      description="Evaluate each run's latest checkpoint on the same held-out seeds under each "
+                                  "shift; print mean ± std per task and method (over seeds when several runs of a "
+                                  "task and method are given, else over episodes).")
+    e.add_argument("--run", nargs="+", required=True, help="run folders (several seeds aggregate)")
+    e.add_argument("--shifts", default="none,color_hard,video_easy,video_hard")
+    e.add_argument("--shift-set", dest="shift_set", action="append", default=[], metavar="SHIFT.KEY=VALUE",
+                   help="a shift option, e.g. --shift-set video_hard.sources=[DIR] (repeatable)")
+    e.add_argument("--episodes", type=positive_int, default=10, help="episodes per shift (paper: 100)")
+    e.add_argument("--envs", type=positive_int, default=10)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    c = rl.add_parser("collect", help="write an expert dataset with a trained agent (format of vfmbench collect)")
+    c.add_argument("--run", required=True, help="run folder of a trained agent (e.g. --encoder state)")
+    c.add_argument("--episodes", type=positive_int, required=True)
+    c.add_argument("--out", required=True, help="dataset folder (rerun to resume)")
+    c.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
+    c.add_argument("--action-noise", type=float, default=0.0, help="DART noise std on executed actions")
+    c.add_argument("--device", default="auto")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=_collect)
+
+
+def _shifts(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from vfmbench.cli._common import config_dict, print_json
+    from vfmbench.rl import RLJobSpec, RLRunSpec, default_frames, preset_overrides, run_rl_job
+    from vfmbench.utils.config import from_dict
+
+    data, source = config_dict(args)
+    agent_config = {**preset_overrides(args.preset, args.agent, args.task), **data.pop("agent_config", {})}
+    data.update(task=args.task, agent=args.agent, seed=args.seed, device=args.device, preset=args.preset,
+                frames=args.frames or data.get("frames") or default_frames(args.task), agent_config=agent_config)
+    if args.encoder:
+        data["encoder"] = args.encoder
+    if args.random_weights:
+        data["pretrained"] = False
+    if args.mask:
+        data["mask"] = args.mask
+    if args.mask_reference:
+        data["mask_options"] = {**data.get("mask_options", {}), "reference": args.mask_reference}
+    spec = from_dict(RLRunSpec, data, source)
+    spec.validate()
+    record = run_rl_job(RLJobSpec(run=spec, out=args.out, shifts=_shifts(args.shifts), episodes=spec.eval_episodes,
+                                  envs=spec.eval_envs, device=args.device,
+                                  max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+                                  progress=not args.no_progress))
+    tr = record.train
+    summary = {k: v for k, v in asdict(tr).items() if k not in ("evals",)}
+    summary["last_eval"] = asdict(tr.last_eval) if tr.last_eval else None
+    summary["evaluations"] = [{k: v for k, v in asdict(e).items() if k != "returns"} for e in record.evaluations]
+    print_json(summary)
+    if not tr.complete:
+        print(f"stopped at {tr.frames} of {tr.target_frames} frames; rerun the same command to continue")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from vfmbench.cli._common import print_json, print_table
+    from vfmbench.cli.shifts import shift_options
+    from vfmbench.rl.job import record_for_run, return_table
+    from vfmbench.utils.errors import ConfigError
+
+    options = shift_options(args.shift_set)
+    for name, value in options.items():
+        if not isinstance(value, dict):
+            raise ConfigError(f"--shift-set {name}={value!r}: write SHIFT.KEY=VALUE, e.g. video_hard.sources=[DIR]")
+    records = [record_for_run(r, _shifts(args.shifts), options, args.episodes, args.envs, args.device,
+                              not args.no_progress) for r in args.run]
+    tables = return_table(records)
+    if args.json:
+        print_json({"tables": tables, "runs": [r.to_dict() for r in records]})
+        return 0
+    for shift, rows in tables.items():
+        print(f"\nReturn under {shift} (mean ± std; {args.episodes} episodes per run)")
+        print_table(rows, list(rows[0]))
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from vfmbench.cli._common import print_json
+    from vfmbench.rl.expert import collect_with_agent
+
+    ds = collect_with_agent(args.run, args.episodes, args.out, seed=args.seed, action_noise=args.action_noise,
+                            device=args.device, progress=not args.no_progress)
+    print_json({"dataset": str(ds.root), "episodes": ds.num_episodes, "frames": ds.n_frames,
+                "mean_return": ds.manifest.get("mean_return")})
+    return 0
