@@ -86,7 +86,7 @@ def test_jointly_trained_encoder_changes_and_matters_and_fails_when_the_optimise
     assert rel < 0.2, rel  # measured about 0.05: the trained keypoints find the marker
 
     configure = Policy.configure_optimizers
-    monkeypatch.setattr(Policy, "configure_optimizers", lambda self, encoder_params: configure(self, []))
+    monkeypatch.setattr(Policy, "configure_optimizers", lambda self, encoder_params, total_steps: configure(self, [], total_steps))
     rel, moved = _train_marker(marker, tmp_path / "frozen")
     assert max(moved.values()) == 0, moved  # the initialisation above is the trainer's
     assert rel > 0.6, rel  # measured about 1: random keypoints do not expose the marker

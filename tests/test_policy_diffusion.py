@@ -55,7 +55,7 @@ def _first_actions(dataset, run_dir, method, config, steps):
 
 @pytest.mark.parametrize("method", ["dp_conv", "dp_transformer"])
 def test_diffusion_policy_samples_both_modes_where_bc_averages(bimodal, tmp_path, method):
-    chunk = _first_actions(bimodal, tmp_path / method, method, {**TINY[method], **SHORT}, steps=400)
+    chunk = _first_actions(bimodal, tmp_path / method, method, {**TINY[method], **SHORT}, steps=600)
     assert chunk.shape == (200, SHORT["action_horizon"], 2)
     a = chunk[:, 0, 0]
     near_plus, near_minus = np.mean(np.abs(a - MODE) < 0.2), np.mean(np.abs(a + MODE) < 0.2)
@@ -166,7 +166,7 @@ def test_fitted_policy_samples_its_target_and_predicts_its_noise():
     policy = make_policy("dp_transformer", {"n_layer": 1, "n_emb": 32, "p_drop_attn": 0.0, "obs_horizon": 1,
                                             "pred_horizon": 4, "action_horizon": 2, "train_steps": 10,
                                             "inference_steps": 10, "lr": 3e-3, "warmup_steps": 20}, DIMS)
-    optimizers = policy.configure_optimizers([])
+    optimizers = policy.configure_optimizers([], 300)
     for step in range(1, 301):
         obs = _obs(64)
         policy.update({**obs, "actions": POINT.expand(64, 4, 2)}, optimizers, step)
@@ -194,7 +194,7 @@ TINY_CONV = {"down_dims": [16, 32], "step_embed_dim": 16, "kernel_size": 3, "obs
 def _train(policy, steps: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     """`steps` updates on random batches; the network's parameters after each."""
     torch.manual_seed(seed)
-    optimizers = policy.configure_optimizers([])
+    optimizers = policy.configure_optimizers([], steps)
     history = []
     for step in range(1, steps + 1):
         policy.update({**_obs(16), "actions": torch.rand(16, 4, 2) * 2 - 1}, optimizers, step)
@@ -274,3 +274,59 @@ def test_windows_and_config_errors():
         make_policy("dp_transformer", {"pred_horizon": 4, "obs_horizon": 2, "action_horizon": 4}, dims)
     with pytest.raises(ConfigError, match="beta_start"):
         make_policy("dp_conv", {**TINY["dp_conv"], "beta_start": 0.1, "beta_end": 0.01}, dims)
+
+
+# -- DP's training settings ---------------------------------------------------------------------
+
+
+def test_learning_rate_warms_up_then_decays_on_a_cosine_to_zero():
+    from vfmbench.policies.diffusion import lr_scale
+
+    assert [lr_scale(s, 10, 110) for s in (0, 5, 10)] == [0.0, 0.5, 1.0]
+    assert lr_scale(60, 10, 110) == pytest.approx(0.5)
+    assert lr_scale(110, 10, 110) == pytest.approx(0.0) and lr_scale(200, 10, 110) == 0.0
+    policy = make_policy("dp_conv", TINY_CONV | {"warmup_steps": 2, "lr": 1e-3}, DIMS)
+    optimizers = policy.configure_optimizers([], 10)
+    assert optimizers[0].defaults["betas"] == (0.95, 0.999)
+    lrs = [policy.update({**_obs(4), "actions": torch.zeros(4, 4, 2)}, optimizers, s)["lr"] for s in range(1, 11)]
+    assert lrs[0] == pytest.approx(5e-4) and lrs[1] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(0.0)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+
+
+def test_actions_are_min_max_normalised_and_a_constant_dimension_sits_at_the_centre():
+    policy = make_policy("dp_conv", TINY_CONV, DIMS)
+    actions = torch.tensor([[0.2, -1.0], [0.6, -1.0], [0.4, -1.0]])
+    policy.fit_actions(actions)
+    x = policy.normalize_actions(actions)
+    torch.testing.assert_close(x[:, 0], torch.tensor([-1.0, 1.0, 0.0]))
+    torch.testing.assert_close(x[:, 1], torch.zeros(3))  # not -1, the sampler's clipping boundary
+    torch.testing.assert_close(policy.unnormalize_actions(x), actions)
+    assert "action_min" in policy.state_dict()  # saved with the policy, so a loaded agent acts alike
+
+
+def test_transformer_decays_only_weight_matrices():
+    policy = make_policy("dp_transformer", {"n_layer": 1, "n_emb": 32}, DIMS)
+    decay, no_decay = policy.parameter_groups()
+    assert decay["weight_decay"] == 1e-3 and no_decay["weight_decay"] == 0.0
+    decayed = {id(p) for p in decay["params"]}
+    names = {n for n, p in policy.net.named_parameters() if id(p) in decayed}
+    assert "pos_emb" not in names and "cond_pos_emb" not in names
+    assert not any(n.endswith("bias") or ".norm" in n or n.startswith("ln.") for n in names)
+    assert any(n.endswith("in_proj_weight") for n in names) and "head.weight" in names
+    assert policy.configure_optimizers([], 10)[0].defaults["betas"] == (0.9, 0.95)
+
+
+def test_training_windows_repeat_at_most_action_horizon_minus_one_final_actions(bimodal, tmp_path):
+    from vfmbench.agents import make_agent
+    from vfmbench.training.trainer import Trainer
+
+    config = {**TINY["dp_conv"], "obs_horizon": 2, "pred_horizon": 8, "action_horizon": 4}
+    spec = RunSpec(task="bimodal", encoder="state", method="dp_conv", method_config=config)
+    agent = make_agent("state", "dp_conv", bimodal.spaces, method_config_data=config)
+    trainer = Trainer(spec, bimodal, tmp_path / "run", progress=False)
+    data = trainer._prepare(agent)
+    starts = data["window_starts"]
+    last = max(agent.policy.action_offsets)
+    beyond = starts + last - (data["ends"][starts] - 1)
+    assert beyond.max() == 3  # action_horizon - 1 = 3 repeated final actions at most
+    assert len(starts) == 40 * (20 - (last - 3))  # every other start is kept

@@ -11,7 +11,7 @@ import vfmbench.policies.gaussian_bc as gaussian_bc
 from vfmbench.data.episodes import EpisodeWriter
 from vfmbench.training import RunSpec, TrainConfig, Trainer, load_agent
 
-SMALL = {"hidden": [64], "head": [64], "lr": 3e-3}
+SMALL = {"hidden": [64], "head": [64], "lr": 3e-3, "min_log_std": -5.0}  # a floor below the 0.05 noise
 
 
 W = np.random.default_rng(42).normal(size=(4, 2))

@@ -68,6 +68,9 @@ class Policy(nn.Module):
     obs_offsets: tuple[int, ...] = (0,)
     action_offsets: tuple[int, ...] = (0,)
     history: int = 1  # observation steps `act` needs
+    # Training windows may run this many actions past an episode's end (repeating its last action);
+    # None: any window start is sampled (windows clamp to the episode).
+    action_pad_after: int | None = None
 
     def __init__(self, config: MethodConfig, dims: PolicyDims):
         super().__init__()
@@ -90,8 +93,12 @@ class Policy(nn.Module):
     def reset(self, batch_size: int) -> None:  # noqa: B027 - stateless by default
         """Start new episodes (recurrent policies clear their state)."""
 
-    def configure_optimizers(self, encoder_params: list[nn.Parameter]) -> list[torch.optim.Optimizer]:
-        """Optimisers for the policy and, when it trains jointly, the encoder (one Adam by default)."""
+    def fit_actions(self, actions: torch.Tensor) -> None:  # noqa: B027 - most policies use raw actions
+        """See the training set's actions ``[N, A]`` before training (e.g. to normalise them)."""
+
+    def configure_optimizers(self, encoder_params: list[nn.Parameter], total_steps: int) -> list[torch.optim.Optimizer]:
+        """Optimisers for the policy and, when it trains jointly, the encoder (one Adam by default);
+        `total_steps` is the length of training (for learning-rate schedules)."""
         params = [*self.parameters(), *encoder_params]
         return [torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)]
 

@@ -114,6 +114,15 @@ class DPEmaUpdate:
         get_ema_multi_avg_fn(decay)(averaged, current, n_averaged)
 
 
+def lr_scale(step: int, warmup: int, total: int) -> float:
+    """DP's learning-rate schedule (diffusers' ``cosine`` with warm-up): linear from 0 to 1 over
+    `warmup` steps, then ``0.5 (1 + cos(pi p))`` with p the fraction of the remaining steps done."""
+    if step < warmup:
+        return step / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
+
+
 # -- networks -------------------------------------------------------------------------------------
 
 
@@ -201,6 +210,24 @@ class ConditionalUnet1D(nn.Module):
         return self.final(h).transpose(1, 2)
 
 
+def _init_transformer_weights(module: nn.Module) -> None:
+    """DP-T's initialisation: linear and attention projections N(0, 0.02) with zero biases,
+    LayerNorms at ones and zeros."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.MultiheadAttention):
+        nn.init.normal_(module.in_proj_weight, std=0.02)
+        if module.in_proj_bias is not None:
+            nn.init.zeros_(module.in_proj_bias)
+        if module.out_proj.bias is not None:
+            nn.init.zeros_(module.out_proj.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
 class DiffusionTransformer(nn.Module):
     """DP-T's noise network: ``x [B, T, A], k [B], cond [B, To, C] -> eps [B, T, A]``.
 
@@ -231,6 +258,7 @@ class DiffusionTransformer(nn.Module):
             self.register_buffer("memory_mask", t[:, None] < s[None, :] - 1, persistent=False)
         else:
             self.mask = self.memory_mask = None
+        self.apply(_init_transformer_weights)  # DP-T's initialisation
         nn.init.normal_(self.pos_emb, std=0.02)
         nn.init.normal_(self.cond_pos_emb, std=0.02)
 
@@ -261,7 +289,8 @@ class DiffusionConfig(MethodConfig):
     beta_start: float = 1e-4  # linear schedule only (diffusers: not rescaled to train_steps)
     beta_end: float = 0.02
     clip_sample: bool = True
-    warmup_steps: int = 500  # linear learning-rate warm-up
+    warmup_steps: int = 500  # linear learning-rate warm-up, then cosine decay to 0 at the last step
+    betas: tuple[float, float] = (0.95, 0.999)  # AdamW (DP-C; DP-T: 0.9, 0.95)
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
 
@@ -300,7 +329,8 @@ class DPConvConfig(DiffusionConfig):
 
 @dataclass
 class DPTransformerConfig(DiffusionConfig):
-    weight_decay: float = 1e-3
+    weight_decay: float = 1e-3  # on linear and attention weights only (DP-T's parameter groups)
+    betas: tuple[float, float] = (0.9, 0.95)
     n_layer: int = 8
     n_head: int = 4
     n_emb: int = 256
@@ -330,6 +360,9 @@ class DiffusionPolicy(Policy):
         self.obs_offsets = tuple(range(-to + 1, 1))
         self.action_offsets = tuple(range(-to + 1, config.pred_horizon - to + 1))
         self.history = to
+        self.action_pad_after = config.action_horizon - 1  # DP's sampler: pad_after = n_action_steps - 1
+        self.action_min = nn.Buffer(-torch.ones(dims.action_dim))
+        self.action_max = nn.Buffer(torch.ones(dims.action_dim))
         self.schedule = NoiseSchedule(config.train_steps, config.beta_schedule, config.clip_sample,
                                       config.beta_start, config.beta_end)
         self.net = self.build_net(config, dims)
@@ -346,25 +379,55 @@ class DiffusionPolicy(Policy):
         """The network's observation condition from a batch's observation window."""
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        x0 = batch["actions"]
+        x0 = self.normalize_actions(batch["actions"])
         noise = torch.randn_like(x0)
         k = torch.randint(0, self.schedule.steps, (x0.shape[0],), device=x0.device)
         pred = self.net(self.schedule.add_noise(x0, noise, k), k, self.condition(batch))
         loss = F.mse_loss(pred, noise)
         return loss, {"noise_mse": loss.item()}
 
-    def configure_optimizers(self, encoder_params: list[nn.Parameter]) -> list[torch.optim.Optimizer]:
-        """AdamW over the noise network (+ a jointly trained encoder); the EMA copy is not optimised."""
-        params = [*self.net.parameters(), *encoder_params]
-        return [torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)]
+    def fit_actions(self, actions: torch.Tensor) -> None:
+        """Min-max statistics of the training actions ``[N, A]`` (see `normalize_actions`)."""
+        self.action_min.copy_(actions.amin(0))
+        self.action_max.copy_(actions.amax(0))
+
+    def normalize_actions(self, a: torch.Tensor) -> torch.Tensor:
+        """Actions to [-1, 1] by the training set's per-dimension min and max (DP's normaliser);
+        a dimension constant in the data (range < 1e-4) maps to 0, the centre of the sampler's
+        clipping range, not to its boundary."""
+        span = self.action_max - self.action_min
+        flat = span < 1e-4
+        scaled = 2 * (a - self.action_min) / torch.where(flat, torch.ones_like(span), span) - 1
+        return torch.where(flat, a - self.action_min, scaled)
+
+    def unnormalize_actions(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of `normalize_actions`."""
+        span = self.action_max - self.action_min
+        flat = span < 1e-4
+        return torch.where(flat, x + self.action_min, (x + 1) / 2 * span + self.action_min)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW parameter groups of the noise network: all with the config's weight decay (DP-C)."""
+        return [{"params": list(self.net.parameters()), "weight_decay": self.config.weight_decay}]
+
+    def configure_optimizers(self, encoder_params: list[nn.Parameter], total_steps: int) -> list[torch.optim.Optimizer]:
+        """AdamW over the noise network (+ a jointly trained encoder, weight decay 1e-6 as DP's
+        observation encoder); the EMA copy is not optimised."""
+        self.total_steps = total_steps
+        groups = self.parameter_groups()
+        if encoder_params:
+            groups.append({"params": encoder_params, "weight_decay": 1e-6})
+        return [torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))]
 
     def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
-        """Warm-up of the learning rate, one step, then the EMA follows (its decay counts its own updates)."""
-        scale = min(1.0, step / self.config.warmup_steps) if self.config.warmup_steps else 1.0
+        """The learning rate of this step (`lr_scale`), one step, then the EMA follows (its decay
+        counts its own updates)."""
+        scale = lr_scale(step, self.config.warmup_steps, getattr(self, "total_steps", step + 1))
         for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = self.config.lr * scale
         metrics = super().update(batch, optimizers, step)
+        metrics["lr"] = self.config.lr * scale
         self.ema.update_parameters(self.net)
         return metrics
 
@@ -374,8 +437,9 @@ class DiffusionPolicy(Policy):
         cond = self.condition(batch)
         b = cond.shape[0]
         shape = (b, self.config.pred_horizon, self.dims.action_dim)
-        return self.schedule.sample(lambda x, k: self.ema(x, k, cond), shape, self.config.inference_steps,
-                                    device=cond.device, generator=generator)
+        x = self.schedule.sample(lambda x, k: self.ema(x, k, cond), shape, self.config.inference_steps,
+                                 device=cond.device, generator=generator)
+        return self.unnormalize_actions(x)
 
     def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         """The `action_horizon` actions from the current step on, ``[B, Ta, A]``."""
@@ -417,6 +481,15 @@ class DPTransformerPolicy(DiffusionPolicy):
         c = config
         return DiffusionTransformer(dims.action_dim, observation_dim(dims), c.pred_horizon, c.obs_horizon, c.n_layer,
                                     c.n_head, c.n_emb, c.p_drop_emb, c.p_drop_attn, c.causal_attn)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """DP-T's groups: weight decay on linear and attention projection weights; none on biases,
+        norms and the positional embeddings."""
+        # matrices are exactly the linear and attention weights; biases and norms are vectors,
+        # the positional embeddings [1, T, C]
+        decay = [p for p in self.net.parameters() if p.ndim == 2]
+        no_decay = [p for p in self.net.parameters() if p.ndim != 2]
+        return [{"params": decay, "weight_decay": self.config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     def condition(self, batch: Batch) -> torch.Tensor:
         steps = batch["features"].shape[1]

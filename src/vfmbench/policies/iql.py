@@ -191,7 +191,7 @@ class InverseIQLPolicy(Policy):
                    "implicit_reward": reward.mean().item(), "advantage": advantage.mean().item()}
         return v_loss + q_loss + pi_loss, metrics
 
-    def configure_optimizers(self, encoder_params: list[nn.Parameter]) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self, encoder_params: list[nn.Parameter], total_steps: int) -> list[torch.optim.Optimizer]:
         """Actor (+ a jointly trained encoder), critics, value network: one Adam each."""
         c = self.config
         return [

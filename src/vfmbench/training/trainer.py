@@ -180,6 +180,7 @@ class Trainer:
         goal = agent.policy.dims.goal_conditioned
         data: dict[str, Any] = {}
         data["actions"] = torch.from_numpy(ds.load("actions").astype(np.float32)).to(self.device)
+        agent.policy.fit_actions(data["actions"])
         proprio = ds.load("proprio").astype(np.float32)
         agent.proprio_norm.fit(proprio)
         data["proprio"] = agent.proprio_norm(torch.from_numpy(proprio).to(self.device))
@@ -199,11 +200,18 @@ class Trainer:
         data["episode"] = ep
         data["starts"] = ds.episode_starts[ep]
         data["ends"] = (ds.episode_starts + ds.episode_lengths)[ep]
+        # window starts: every frame, or those whose action window runs at most `action_pad_after` past the end
+        frames = np.arange(len(ep))
+        pad = agent.policy.action_pad_after
+        if pad is None:
+            data["window_starts"] = frames
+        else:
+            data["window_starts"] = frames[frames + max(agent.policy.action_offsets) <= data["ends"] - 1 + pad]
         return data
 
     def _batch(self, agent: Agent, data: dict[str, Any], rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         policy = agent.policy
-        idx = rng.integers(0, len(data["episode"]), size=batch_size)
+        idx = data["window_starts"][rng.integers(0, len(data["window_starts"]), size=batch_size)]
         starts, ends = data["starts"][idx], data["ends"][idx]
         obs_w = torch.from_numpy(self._windows(idx, policy.obs_offsets, starts, ends)).to(self.device)
         act_w = torch.from_numpy(self._windows(idx, policy.action_offsets, starts, ends)).to(self.device)
@@ -265,7 +273,7 @@ class Trainer:
         policy: Policy = agent.policy
         batch_size = policy.config.batch_size
         enc_params = list(agent.encoder.parameters()) if agent.encoder.trainable else []
-        optimizers = policy.configure_optimizers(enc_params)
+        optimizers = policy.configure_optimizers(enc_params, cfg.steps)
         start_step, evals, seconds_before = 0, [], 0.0
         rng = np.random.default_rng([spec.seed, 0])
         running: dict[str, float] = {}
