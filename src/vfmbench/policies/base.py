@@ -100,7 +100,7 @@ class Policy(nn.Module):
         """Optimisers for the policy and, when it trains jointly, the encoder (one Adam by default);
         `total_steps` is the length of training (for learning-rate schedules)."""
         params = [*self.parameters(), *encoder_params]
-        return [torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)]
+        return [torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=on_cuda(params))]
 
     def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
         """One gradient step; methods with several losses or target networks override this.
@@ -169,6 +169,11 @@ def observation_vector(batch: Batch, steps: slice = slice(None), detach: bool = 
 def observation_dim(dims: PolicyDims, steps: int = 1) -> int:
     """Width of `observation_vector` over `steps` observation steps."""
     return steps * (dims.feature_dim + dims.proprio_dim) + (dims.feature_dim if dims.goal_conditioned else 0)
+
+
+def on_cuda(params: list[nn.Parameter]) -> bool:
+    """Whether every parameter is on a CUDA device (then optimisers use their fused kernels)."""
+    return bool(params) and all(p.is_cuda for p in params)
 
 
 @torch.no_grad()

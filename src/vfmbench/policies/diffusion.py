@@ -35,6 +35,7 @@ from vfmbench.policies.base import (
     PolicyDims,
     observation_dim,
     observation_vector,
+    on_cuda,
     register_method,
 )
 from vfmbench.utils.errors import ConfigError
@@ -417,7 +418,8 @@ class DiffusionPolicy(Policy):
         groups = self.parameter_groups()
         if encoder_params:
             groups.append({"params": encoder_params, "weight_decay": 1e-6})
-        return [torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas))]
+        params = [q for g in groups for q in g["params"]]
+        return [torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas), fused=on_cuda(params))]
 
     def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
         """The learning rate of this step (`lr_scale`), one step, then the EMA follows (its decay

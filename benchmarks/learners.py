@@ -1,0 +1,77 @@
+"""Every learner on one dataset, several seeds, in parallel worker processes: success rate per
+run and mean ± std over seeds. Prints JSON (and keeps every run folder under --out).
+
+    MUJOCO_GL=egl python benchmarks/learners.py --dataset DATA --encoder state \
+        --methods bc,gaussian_bc,bc_rnn,inverse_iql,dp_conv,dp_transformer --seeds 0,1,2 \
+        --steps 20000 --steps-for dp_conv=8000,dp_transformer=8000 --episodes 50 --workers 18 --out RUNS
+
+Each run is `vfmbench train` with the method's defaults (the papers' settings) and
+``train.steps``, evaluated on 50 held-out episodes at the end. Reruns resume unfinished runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def run_one(args: argparse.Namespace, method: str, seed: int, steps: int) -> dict:
+    out = Path(args.out) / f"{method}_s{seed}"
+    cmd = [sys.executable, "-m", "vfmbench", "train", "--dataset", args.dataset, "--encoder", args.encoder,
+           "--method", method, "--seed", str(seed), "--out", str(out), "--no-progress",
+           "--set", f"train.steps={steps}", "--set", "train.eval_every=0",
+           "--set", f"train.eval_episodes={args.episodes}", "--set", f"train.device={args.device}",
+           *[x for kv in args.set for x in ("--set", kv)]]
+    t0 = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    row = {"method": method, "seed": seed, "steps": steps, "seconds": round(time.time() - t0, 1)}
+    result = out / "result.json"
+    if proc.returncode != 0 or not result.exists():
+        row["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return row
+    record = json.loads(result.read_text())
+    evals = record.get("evals") or []
+    row["success"] = evals[-1]["success_rate"] if evals else None
+    row["train_seconds"] = record.get("seconds")
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--encoder", default="state")
+    p.add_argument("--methods", default="bc,gaussian_bc,bc_rnn,inverse_iql,dp_conv,dp_transformer")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--steps-for", default="", help="per-method steps, e.g. dp_conv=8000,dp_transformer=8000")
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--set", action="append", default=[], help="extra config keys for every run")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    per = {k: int(v) for k, v in (kv.split("=") for kv in args.steps_for.split(",") if kv)}
+    jobs = [(m, int(s), per.get(m, args.steps)) for m in args.methods.split(",") for s in args.seeds.split(",")]
+    # the slowest first, so the pool ends together
+    jobs.sort(key=lambda j: -j[2] * (10 if j[0].startswith("dp_") else 1))
+    with ThreadPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(lambda j: run_one(args, *j), jobs))
+    summary = {}
+    for m in args.methods.split(","):
+        vals = [r["success"] for r in rows if r["method"] == m and r.get("success") is not None]
+        if vals:
+            summary[m] = {"mean": round(statistics.mean(vals), 3),
+                          "std": round(statistics.stdev(vals), 3) if len(vals) > 1 else 0.0, "seeds": len(vals)}
+    print(json.dumps({"dataset": args.dataset, "encoder": args.encoder, "episodes": args.episodes,
+                      "runs": rows, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
