@@ -1,0 +1,126 @@
+"""SAM-G masking throughput: frames/s of each segmenter at the tasks' 84 x 84 frames, batched
+(image embeddings of SAM and DINOv2 once per frame in batches, prompts and the three decoding
+rounds batched across frames) against a batch-1, frame-by-frame loop like the authors'
+environment wrapper, in the same process; the agreement (IoU) of the two's masks; and the SAM
+image encoder's throughput as a fraction of the bf16 FLOP bound (a dense bf16 matmul measured
+in the same run). Prints JSON and writes it to ``--out``.
+
+    python benchmarks/masking.py --out masking.json                  # GPU: sam_vit_b + DINOv2-B, bf16
+    python benchmarks/masking.py --tiny --frames 8 --loop-frames 4   # CPU smoke run (toy sizes)
+
+Weights: the installed ones (``vfmbench weights download sam_vit_b dinov2_vitb14``), else random
+weights of the same architectures (``--random``; speed does not depend on the weights, masks do).
+Frames: held-out fetch_push episodes (clean), the reference from the task's ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from encoders import matmul_tflops, sig  # noqa: E402  (benchmarks/encoders.py)
+
+from vfmbench.masking.quality import episode_frames, iou  # noqa: E402
+from vfmbench.masking.segmenters import build_segmenter  # noqa: E402
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_batched(seg: Any, frames: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:
+    seg.segment(frames[: seg.batch_size])  # warm-up (and compilation)
+    dev = seg.model.sam.device
+    _sync(dev)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        masks = seg.segment(frames)
+    _sync(dev)
+    return len(frames) * repeats / (time.perf_counter() - t), masks
+
+
+def time_loop(seg: Any, frames: np.ndarray) -> tuple[float, np.ndarray]:
+    """One frame at a time, as an environment wrapper masks each observation it returns."""
+    model, dev = seg.model, seg.model.sam.device
+    model.segment(torch.from_numpy(frames[:1]))
+    _sync(dev)
+    t = time.perf_counter()
+    out = [model.segment(torch.from_numpy(f[None])).masks.cpu().numpy() for f in frames]
+    _sync(dev)
+    return len(frames) / (time.perf_counter() - t), np.concatenate(out)
+
+
+def encoder_fraction(seg: Any, batch: int, peak_tflops: float, iters: int) -> dict[str, Any]:
+    """SAM image encoder alone on ``batch`` frames (preprocessing included), bf16 weights."""
+    sam = seg.model.sam
+    dev = sam.device
+    frames = torch.randint(0, 256, (batch, 84, 84, 3), dtype=torch.uint8, device=dev)
+    with FlopCounterMode(display=False) as counter:
+        sam.embed(frames[:1])
+    flops = counter.get_total_flops()
+    for _ in range(2):
+        sam.embed(frames)
+    _sync(dev)
+    t = time.perf_counter()
+    for _ in range(iters):
+        sam.embed(frames)
+    _sync(dev)
+    rate = batch * iters / (time.perf_counter() - t)
+    return {"batch": batch, "gflop_per_image": sig(flops / 1e9), "images_per_s": sig(rate),
+            "fraction_of_bf16_matmul_peak": sig(flops * rate / 1e12 / peak_tflops)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--segmenters", default="sam_vit_b")
+    p.add_argument("--frames", type=int, default=512, help="frames timed batched")
+    p.add_argument("--loop-frames", type=int, default=64, help="frames timed one by one")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--random", action="store_true", help="random weights (else the installed ones)")
+    p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+
+    frames, _ = episode_frames("fetch_push", "none", episodes=max(1, args.frames // 50 + 1), every=1)
+    frames = frames[: args.frames]
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
+    n = 1024 if args.tiny else 8192
+    peak = matmul_tflops(device, torch.bfloat16, n, iters=3 if args.tiny else 20)
+    doc: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+                           "torch": torch.__version__, "frames": len(frames), "frame_size": list(frames.shape[1:3]),
+                           "dtype": args.dtype, "bf16_matmul_tflops": sig(peak), "segmenters": []}
+    for name in [s.strip() for s in args.segmenters.split(",")]:
+        options = {"device": str(device), "dtype": args.dtype, "batch_size": args.batch, "pretrained": not args.random,
+                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000}
+        seg = build_segmenter(name, options, task="fetch_push")
+        fps, batched = time_batched(seg, frames, args.repeats)
+        loop_fps, looped = time_loop(seg, frames[: args.loop_frames])
+        agree = iou(batched[: args.loop_frames], looped)
+        row = {"segmenter": name, "pretrained": not args.random, "batch": args.batch, "frames_per_s": sig(fps),
+               "loop_frames_per_s": sig(loop_fps), "speedup": sig(fps / loop_fps),
+               "agreement_iou_mean": sig(float(agree.mean())), "agreement_iou_min": sig(float(agree.min())),
+               "encoder": encoder_fraction(seg, 4 if args.tiny else 16, peak, 2 if args.tiny else 10)}
+        doc["segmenters"].append(row)
+        print(json.dumps(row), file=sys.stderr)
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
