@@ -71,7 +71,8 @@ def official_sam(decoder_heads: int = 8):
 
 def official_decode(sam, emb, points, labels, box=None, mask_input=None, frame=40, multimask=True):
     """segment-anything's own prompt encoder + mask decoder, one image at a time (as SamPredictor)."""
-    s = 64 / frame
+    size = sam.image_encoder.img_size
+    s = size / frame
     out_lr, out_iou = [], []
     with torch.no_grad():
         for i in range(len(emb)):
@@ -84,7 +85,7 @@ def official_decode(sam, emb, points, labels, box=None, mask_input=None, frame=4
             out_lr.append(lr)
             out_iou.append(iou)
         lr = torch.cat(out_lr)
-        return lr, torch.cat(out_iou), sam.postprocess_masks(lr, (64, 64), (frame, frame))
+        return lr, torch.cat(out_iou), sam.postprocess_masks(lr, (size, size), (frame, frame))
 
 
 @pytest.fixture(scope="module")
