@@ -11,7 +11,6 @@ import json
 import sys
 import types
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,10 +33,10 @@ SPEC = WeightsSpec("sam_vit_b", "file:///nowhere", "sam.pth", None, "Apache-2.0"
 def segment_anything_modeling():
     """segment-anything's model definitions (its package __init__ imports torchvision for the
     predictor; the modeling modules need torch only, so the package is entered without it)."""
-    spec = importlib.util.find_spec("segment_anything")
-    if spec is None:
-        pytest.skip("segment-anything is not installed (pip install segment-anything==1.0)")
     if "segment_anything" not in sys.modules:
+        spec = importlib.util.find_spec("segment_anything")
+        if spec is None:
+            pytest.skip("segment-anything is not installed (pip install segment-anything==1.0)")
         pkg = types.ModuleType("segment_anything")
         pkg.__path__ = list(spec.submodule_search_locations)
         sys.modules["segment_anything"] = pkg

@@ -1,5 +1,6 @@
 """SAM-G masking, slow and GPU tests: (d) a BC policy trained through the oracle masking wrapper
-keeps its success under video_hard where the unmasked one drops (``-m slow``); full-size SAM
+keeps its success under video_hard where the unmasked one drops (``-m slow``; fetch_reach: at a
+CPU budget e2e_cnn reaches only 0.05 clean success on fetch_push, too little to show a drop); full-size SAM
 ViT-B against segment-anything on a GPU (``-m gpu``)."""
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ def test_oracle_masking_keeps_success_under_video_hard(tmp_path):
     from vfmbench.experiments.demo import demo_config_from, run_demo
 
     cfg = demo_config_from({
-        "task": "fetch_push", "encoders": ["e2e_cnn"], "encoder_options": {}, "include_installed": False,
-        "masks": ["none", "oracle"], "shifts": ["video_hard"], "episodes": 50, "trainable_steps": 2000,
+        "task": "fetch_reach", "encoders": ["e2e_cnn"], "encoder_options": {}, "include_installed": False,
+        "masks": ["none", "oracle"], "shifts": ["video_hard"], "episodes": 60, "trainable_steps": 1500,
         "eval_episodes": 20, "seeds": [0]})
     doc = run_demo(cfg, tmp_path, progress=False, log=lambda *a: None)
     by_label = {r.encoder_label: r for r in doc.records}
