@@ -61,8 +61,17 @@ def main() -> None:
     jobs = [(m, int(s), per.get(m, args.steps)) for m in args.methods.split(",") for s in args.seeds.split(",")]
     # the slowest first, so the pool ends together
     jobs.sort(key=lambda j: -j[2] * (10 if j[0].startswith("dp_") else 1))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    log = Path(args.out) / "runs.jsonl"  # one line per finished run, so a cut-off sweep keeps them
+
+    def job(j: tuple[str, int, int]) -> dict:
+        row = run_one(args, *j)
+        with log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
     with ThreadPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(lambda j: run_one(args, *j), jobs))
+        rows = list(pool.map(job, jobs))
     summary = {}
     for m in args.methods.split(","):
         vals = [r["success"] for r in rows if r["method"] == m and r.get("success") is not None]

@@ -68,6 +68,9 @@ def test_rewards_and_episode_end_match_dm_control_called_directly():
 def test_pixels_are_dm_controls_own_render_from_drqv2_camera():
     with make_task("dmc_quadruped_walk") as task:
         obs = task.reset(3)
+        description = task.describe()
+        assert description["camera"] == 2 and description["action_repeat"] == 2
+        assert description["versions"]["dm_control"] == "1.0.34"
         reference = task._physics.render(84, 84, camera_id=2)  # DrQ-v2: quadruped camera 2
         task._physics.free()
     assert np.array_equal(obs["pixels"], reference)

@@ -49,19 +49,6 @@ def mask_wrappers(mask: str | None, options: dict) -> list[WrapperConfig]:
     return [WrapperConfig("samg", {"segmenter": mask, **options})]
 
 
-def describe_task(task) -> dict:
-    """`Task.describe`, with dm_control's version filled in from the package metadata where the
-    module lacks ``__version__`` (dm_control 1.0.34 has none, which `DMCTask.describe` reads)."""
-    import sys
-
-    dm = sys.modules.get("dm_control")
-    if dm is not None and not hasattr(dm, "__version__"):
-        from importlib.metadata import version
-
-        dm.__version__ = version("dm_control")
-    return task.describe()
-
-
 def run_task_config(spec: RLRunSpec) -> TaskConfig:
     """The task config training and evaluation use: the spec's, with the masking wrapper."""
     wrappers = mask_wrappers(spec.mask, spec.mask_options) + list(spec.task_config.wrappers)

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vfmbench.data.episodes import EpisodeDataset, EpisodeWriter
-from vfmbench.rl.build import StackingPolicy, describe_task
+from vfmbench.rl.build import StackingPolicy
 from vfmbench.rl.loop import load_rl_agent, read_rl_record
 from vfmbench.tasks import TaskConfig, make_task
 from vfmbench.utils.config import from_dict
@@ -51,7 +51,7 @@ def collect_with_agent(run_dir: str | Path, episodes: int, out: str | Path, seed
         expert = {"run": str(Path(run_dir).resolve()), "frames": None, "eval_return": None}
     policy = StackingPolicy(agent, fmt)
     with make_task(spec.task, task_config) as task:
-        header = {"task": describe_task(task), "task_config": asdict(task_config), "expert": {"kind": "rl_agent", **expert},
+        header = {"task": task.describe(), "task_config": asdict(task_config), "expert": {"kind": "rl_agent", **expert},
                   "seed": seed, "keep_failures": True, "action_noise": action_noise,
                   "versions": {"vfmbench": vfmbench.__version__, "numpy": np.__version__,
                                "python": platform.python_version()}}

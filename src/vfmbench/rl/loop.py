@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from vfmbench.evaluation.rollout import EVAL_SEED_BASE, evaluate
 from vfmbench.rl.agent import ActorCritic, metrics_to_floats
-from vfmbench.rl.build import ObsFormat, describe_task, StackingPolicy, build_agent, obs_format, resolve_device, run_task_config
+from vfmbench.rl.build import ObsFormat, StackingPolicy, build_agent, obs_format, resolve_device, run_task_config
 from vfmbench.rl.config import RLRunSpec, replay_bytes
 from vfmbench.rl.replay import ReplayBuffer
 from vfmbench.tasks import Task, TaskConfig, make_task
@@ -98,7 +98,7 @@ class RLTrainRecord:
 
 def write_run_config(out: Path, spec: RLRunSpec, task: Task, task_config: TaskConfig, label: str, pretrained: bool) -> None:
     """Write or check ``config.json``: a folder holding another run is refused with the difference."""
-    doc = {"schema": SCHEMA, "spec": asdict(spec), "task": describe_task(task), "task_config": asdict(task_config),
+    doc = {"schema": SCHEMA, "spec": asdict(spec), "task": task.describe(), "task_config": asdict(task_config),
            "encoder_label": label, "pretrained": pretrained}
     path = out / "config.json"
     if path.exists():

@@ -222,7 +222,8 @@ class DMCTask(Task):
         raise NoExpertError(f"{self.name} has no scripted expert; {get_task_spec(self.name).expert_hint}")
 
     def describe(self) -> dict[str, Any]:
-        import dm_control
+        from importlib.metadata import version
+
         import mujoco
 
         return {
@@ -242,7 +243,7 @@ class DMCTask(Task):
             "action_dim": self.action_dim,
             "state_dim": self.state_dim,
             "proprio_dim": self.proprio_dim,
-            "versions": {"mujoco": mujoco.__version__, "dm_control": dm_control.__version__},
+            "versions": {"mujoco": mujoco.__version__, "dm_control": version("dm_control")},
         }
 
     def close(self) -> None:
