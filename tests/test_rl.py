@@ -304,3 +304,22 @@ def test_drqv2_from_pixels_learns(tmp_path, monkeypatch, broken):
         assert ret > -5.0, ret
     else:
         assert ret < -5.0, ret
+
+
+def test_collect_with_a_trained_agent_as_expert(tmp_path, capsys):
+    """`vfmbench collect --expert RUN`: the run's agent writes a dataset in collect's format."""
+    from vfmbench.cli import app
+    from vfmbench.data.collection import open_dataset
+
+    torch.set_num_threads(1)
+    RLTrainer(_spec(300), tmp_path / "run", progress=False).run()
+    assert app(["collect", "--expert", str(tmp_path / "run"), "--episodes", "2", "--out", str(tmp_path / "d"),
+                "--no-progress"]) == 0
+    ds = open_dataset(tmp_path / "d")
+    assert (ds.num_episodes, ds.n_frames) == (2, 40) and ds.load("actions").shape == (40, 1)
+    assert ds.load("pixels").shape == (40, 24, 24, 3) and ds.manifest["mean_return"] < 0
+    assert app(["collect", "--expert", str(tmp_path / "run"), "--episodes", "1", "--resolution", "32",
+                "--out", str(tmp_path / "e")]) == 2
+    assert "--resolution cannot be combined" in capsys.readouterr().err
+    assert app(["collect", "--episodes", "1", "--out", str(tmp_path / "f")]) == 2
+    assert "needs --task" in capsys.readouterr().err

@@ -8,10 +8,14 @@ from vfmbench.cli._common import add_config_args, config_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("collect", help="record scripted-expert episodes into a dataset folder",
-                       description="Run the task's scripted expert and write an episode dataset (zarr arrays + "
-                                   "manifest.json). Interrupted collects keep finished episodes; rerun to resume.")
-    p.add_argument("--task", required=True, help="task name (vfmbench tasks list)")
+    p = sub.add_parser("collect", help="record expert episodes (scripted, or a trained agent) into a dataset folder",
+                       description="Run the task's scripted expert, or with --expert RUN a trained online-RL agent "
+                                   "(tasks without a scripted expert: DMControl, Adroit), and write an episode "
+                                   "dataset (zarr arrays + manifest.json). Interrupted collects keep finished "
+                                   "episodes; rerun to resume.")
+    p.add_argument("--task", help="task name (vfmbench tasks list); with --expert: the run's task")
+    p.add_argument("--expert", metavar="RUN", help="roll out this trained agent (vfmbench rl train, e.g. "
+                   "--encoder state) with its mean action instead of a scripted expert")
     p.add_argument("--episodes", type=int, default=100, help="number of episodes (default 100)")
     p.add_argument("--out", required=True, help="dataset folder")
     p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
@@ -32,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from vfmbench.data.collection import CollectConfig, collect
     from vfmbench.utils.config import from_dict
+    from vfmbench.utils.errors import ConfigError
+
+    if args.expert:
+        return _run_agent(args)
+    if not args.task:
+        raise ConfigError("collect needs --task (a task with a scripted expert) or --expert RUN (a trained agent)")
 
     data, source = config_dict(args)
     task_cfg = dict(data.pop("task_config", {}) or {})
@@ -53,4 +63,28 @@ def _run(args: argparse.Namespace) -> int:
     rate = ds.manifest.get("expert_success_rate")
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.n_frames} frames"
           + (f", expert success {rate:.2f}" if rate is not None else ""))
+    return 0
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    """`--expert RUN`: the run's agent on the run's task, as `vfmbench.rl.expert.collect_with_agent`."""
+    from vfmbench.rl.expert import collect_with_agent
+    from vfmbench.rl.loop import read_rl_record
+    from vfmbench.utils.errors import ConfigError
+
+    unsupported = [flag for flag, given in (("--resolution", args.resolution is not None),
+                                            ("--goal-conditioned", args.goal_conditioned), ("--masks", args.masks),
+                                            ("--keep-failures", args.keep_failures), ("--mask", bool(args.mask)),
+                                            ("--config/--set", bool(args.config or args.overrides))) if given]
+    if unsupported:
+        raise ConfigError(f"collect --expert records the run's own task settings; {', '.join(unsupported)} "
+                          "cannot be combined with it")
+    run_task = read_rl_record(args.expert).task
+    if args.task and run_task and args.task != run_task:
+        raise ConfigError(f"--task {args.task} differs from the task {run_task} the agent in {args.expert} was trained on")
+    ds = collect_with_agent(args.expert, args.episodes, args.out, seed=args.seed, action_noise=args.action_noise,
+                            progress=not args.no_progress)
+    ret = ds.manifest.get("mean_return")
+    print(f"{ds.root}: {ds.num_episodes} episodes, {ds.n_frames} frames from the agent in {args.expert}"
+          + (f", mean return {ret:.1f}" if ret is not None else ""))
     return 0

@@ -57,16 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--no-progress", action="store_true")
     e.set_defaults(func=_evaluate)
 
-    c = rl.add_parser("collect", help="write an expert dataset with a trained agent (format of vfmbench collect)")
-    c.add_argument("--run", required=True, help="run folder of a trained agent (e.g. --encoder state)")
-    c.add_argument("--episodes", type=positive_int, required=True)
-    c.add_argument("--out", required=True, help="dataset folder (rerun to resume)")
-    c.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
-    c.add_argument("--action-noise", type=float, default=0.0, help="DART noise std on executed actions")
-    c.add_argument("--device", default="auto")
-    c.add_argument("--no-progress", action="store_true")
-    c.set_defaults(func=_collect)
-
 
 def _shifts(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
@@ -126,15 +116,4 @@ def _evaluate(args: argparse.Namespace) -> int:
     for shift, rows in tables.items():
         print(f"\nReturn under {shift} (mean ± std; {args.episodes} episodes per run)")
         print_table(rows, list(rows[0]))
-    return 0
-
-
-def _collect(args: argparse.Namespace) -> int:
-    from vfmbench.cli._common import print_json
-    from vfmbench.rl.expert import collect_with_agent
-
-    ds = collect_with_agent(args.run, args.episodes, args.out, seed=args.seed, action_noise=args.action_noise,
-                            device=args.device, progress=not args.no_progress)
-    print_json({"dataset": str(ds.root), "episodes": ds.num_episodes, "frames": ds.n_frames,
-                "mean_return": ds.manifest.get("mean_return")})
     return 0
