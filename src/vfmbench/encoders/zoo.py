@@ -44,10 +44,10 @@ HUB_FILES = ("config.json", "model.safetensors")
 
 
 def _weight_set(name: str, source: str, filename: str, sha256: str | None, license: str, format: str,
-             size_mb: float | None = None, **fields: Any) -> WeightsSpec:
+             size_mb: float | None = None, also_used_by: tuple[str, ...] = (), **fields: Any) -> WeightsSpec:
     """Register encoder `name`'s weight set in WEIGHTS, under the encoder's name."""
     return register_weights(WeightsSpec(name, source, filename, sha256, license, format, size_mb,
-                                        used_by=(f"encoder {name}",), **fields))
+                                        used_by=(f"encoder {name}", *also_used_by), **fields))
 
 
 def _register(name: str, family: str, description: str, embed_dim: int, spec: WeightsSpec, make: Make,
@@ -76,7 +76,7 @@ for _size, _file, _sha, _mb in (
         f"Segment Anything ViT-{_size.upper()} image encoder; neck output 256x64x64 pooled to 256x6x6",
         256 * 6 * 6,
         _weight_set(f"sam_vit_{_size}", _SAM_URL + _file, _file, _sha, "Apache-2.0", "segment_anything", _mb,
-                 description=f"segment-anything ViT-{_size.upper()} checkpoint: image encoder, prompt encoder, "
+                 also_used_by=(f"segmenter sam_vit_{_size}",), description=f"segment-anything ViT-{_size.upper()} checkpoint: image encoder, prompt encoder, "
                              f"mask decoder"),
         partial(build_sam, arch_name=f"vit_{_size}"),
         paper="000, 002",
