@@ -297,7 +297,7 @@ def test_weights_cli_list_path_and_verify(home, capsys):
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and set(ZOO) <= set(rows) and "state" not in rows
     assert rows["sam_vit_b"]["sha256"] and rows["dinov2_vitb14_reg"]["source"].startswith("hf://")
-    assert rows["sam_vit_b"]["used_by"] == ["encoder sam_vit_b"]
+    assert rows["sam_vit_b"]["used_by"] == ["encoder sam_vit_b", "segmenter sam_vit_b"]
     spec = get_encoder_spec("imagenet_resnet18").weights
     code, out = run_cli(weights, ["weights", "path", "imagenet_resnet18"], capsys)
     assert out.strip() == str(weights_path(spec))
