@@ -68,10 +68,9 @@ class ActorCritic(nn.Module):
         return {k: v for k, v in self.state_dict().items() if k not in frozen}
 
     def to_tensor(self, obs: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(obs))
-        if self.device.type == "cuda":
-            t = t.pin_memory()
-        return t.to(self.device, non_blocking=True)
+        """`obs` on the agent's device (a plain copy: pinning fresh host memory for every batch
+        costs more than the pageable copy it would speed up)."""
+        return torch.from_numpy(np.ascontiguousarray(obs)).to(self.device)
 
     # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
