@@ -215,9 +215,12 @@ def test_negative_seed_is_a_config_error_and_creates_no_folder(tmp_path, capsys)
     from vfmbench.cli import app
 
     out = tmp_path / "d"
-    code = app(["collect", "--task", "fetch_reach", "--episodes", "1", "--seed", "-1", "--out", str(out),
-                "--resolution", "32", "--no-progress"])
-    assert code == 2 and "seed" in capsys.readouterr().err
+    for command in (["collect", "--task", "fetch_reach", "--episodes", "1", "--out", str(out)],
+                    ["tasks", "render", "--task", "dmc_walker_walk", "--out", str(out / "f.png")],
+                    ["train", "--dataset", str(out), "--encoder", "state", "--out", str(out / "r")]):
+        with pytest.raises(SystemExit) as exit_:
+            app([*command, "--seed", "-1"])
+        assert exit_.value.code == 2 and "--seed: must be between 0 and 2**32 - 1, got -1" in capsys.readouterr().err
     assert not out.exists()
     with pytest.raises(ConfigError, match="seed"):
         collect(CollectConfig(task="fetch_reach", episodes=1, seed=-3), out, progress=False)

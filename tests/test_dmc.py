@@ -241,3 +241,15 @@ def test_frame_stack_wrapper_stacks_the_last_three_frames():
     assert np.array_equal(first, np.concatenate([frames[0]] * 3, axis=-1))
     assert np.array_equal(stacked[-1], np.concatenate(frames[1:4], axis=-1))
     assert np.array_equal(stacked[0], np.concatenate([frames[0], frames[0], frames[1]], axis=-1))
+
+
+def test_tasks_of_several_families_exit_cleanly():
+    """GL contexts are freed before EGL is torn down, whichever family's simulator came first."""
+    import subprocess
+    import sys
+
+    code = ("from vfmbench.tasks import make_task\n"
+            "tasks = [make_task(n, resolution=16) for n in ('fetch_reach', 'dmc_reacher_easy')]\n"
+            "[t.reset(0) for t in tasks]\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Exception ignored" not in proc.stderr, proc.stderr[-2000:]

@@ -112,7 +112,7 @@ def test_refuses_unknown_dataset_wrong_task_missing_states_and_nonempty_out(mina
         import_minari(MinariImportConfig(dataset="test/door/random-v0", task="adroit_hammer", **cfg), tmp_path / "b")
     with pytest.raises(DatasetError, match="episode_0 records no initial simulator state"):
         import_minari(MinariImportConfig(dataset="test/door/nostate-v0", task="adroit_door", **cfg), tmp_path / "c")
-    with pytest.raises(ConfigError, match="not an Adroit task"):
+    with pytest.raises(ConfigError, match="fetch_reach is a fetch task; Minari.s D4RL datasets are imported into the Adroit tasks"):
         import_minari(MinariImportConfig(dataset="test/door/random-v0", task="fetch_reach", **cfg), tmp_path / "d")
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "x").write_text("x")
@@ -166,3 +166,16 @@ def test_action_size_mismatch_and_drift_are_refused(minari_root, tmp_path):
         import_minari(MinariImportConfig(dataset="test/door/moved-v0", task="adroit_door", path=str(root)),
                       tmp_path / "m")
     assert not (tmp_path / "w").exists() and not (tmp_path / "m").exists()
+
+
+def test_task_and_path_are_checked_before_any_download(tmp_path):
+    """A wrong --task or --path is refused at once, without minari's network retries."""
+    from vfmbench.data.minari import MinariImportConfig, import_minari
+    from vfmbench.utils.errors import UnknownNameError
+
+    with pytest.raises(ConfigError, match=r"dmc_walker_walk is a dmc task; .* \(adroit_door, adroit_hammer, adroit_pen\)"):
+        import_minari(MinariImportConfig(task="dmc_walker_walk"), tmp_path / "a", progress=False)
+    with pytest.raises(UnknownNameError, match="unknown task 'adroit_dor'"):
+        import_minari(MinariImportConfig(task="adroit_dor"), tmp_path / "b", progress=False)
+    with pytest.raises(ConfigError, match="--path .*no-such-folder is not a folder"):
+        import_minari(MinariImportConfig(path=str(tmp_path / "no-such-folder")), tmp_path / "c", progress=False)

@@ -54,6 +54,17 @@ def add_list_command(p: argparse.ArgumentParser, registry: Callable[[], Registry
     return p
 
 
+def seed_int(text: str) -> int:
+    """argparse type: a seed, a whole number from 0 to 2**32 - 1 (what NumPy and MuJoCo accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**32 - 1, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1."""
     try:

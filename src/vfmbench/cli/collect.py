@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import add_config_args, config_dict
+from vfmbench.cli._common import seed_int, add_config_args, config_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--encoder state) with its mean action instead of a scripted expert")
     p.add_argument("--episodes", type=int, default=100, help="number of episodes (default 100)")
     p.add_argument("--out", required=True, help="dataset folder")
-    p.add_argument("--seed", type=int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="first episode seed (default 0)")
     p.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
     p.add_argument("--goal-conditioned", action="store_true", help="also record goal images")
     p.add_argument("--masks", action="store_true", help="also record ground-truth masks of the task-relevant parts")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import positive_int
+from vfmbench.cli._common import seed_int, positive_int
 
 
 def _segmenter_args(p: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "from the task's ground truth, or from --image and --mask-png.")
     r.add_argument("--task", help="task whose first frame and ground-truth masks make the reference")
     r.add_argument("--out", required=True, metavar="REF.json")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed_int, default=0)
     r.add_argument("--groups", help="comma-separated mask groups, one object each (default: the task's)")
     r.add_argument("--points", type=int, default=3, help="extra points per object (default 3, as the paper)")
     r.add_argument("--image", help="a frame of one's own (PNG) instead of the task's")
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--task", required=True)
     _segmenter_args(s)
     s.add_argument("--shift", default="none")
-    s.add_argument("--seed", type=int, default=1000)
+    s.add_argument("--seed", type=seed_int, default=1000)
     s.add_argument("--out", required=True, metavar="FIG.png")
     s.set_defaults(func=_show)
 

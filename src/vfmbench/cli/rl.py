@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import positive_int
+from vfmbench.cli._common import seed_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                        "(ground-truth masks) or a SAM-G segmenter")
     t.add_argument("--mask-reference", metavar="REF.json", help="the SAM-G reference (image + mask) for --mask")
     t.add_argument("--frames", type=positive_int, help="target environment frames (default: the paper's, 1M or 3M)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_int, default=0)
     t.add_argument("--preset", choices=["drqv2", "samg"], default="drqv2",
                    help="hyper-parameters: DrQ-v2's published ones (default) or paper 002 Table 6's")
     t.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")

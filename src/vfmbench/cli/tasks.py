@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import add_list_command
+from vfmbench.cli._common import seed_int, add_list_command
 from vfmbench.cli.shifts import add_shift_args, shift_options
 
 
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "frame; with --mask the ground-truth mask is written beside it.")
     r.add_argument("--task", required=True, help="task name (vfmbench tasks list)")
     r.add_argument("--out", required=True, help="PNG file to write")
-    r.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    r.add_argument("--seed", type=seed_int, default=0, help="episode seed (default 0)")
     r.add_argument("--steps", type=int, default=0, help="steps before the frame (default 0): the scripted expert's "
                    "actions, or seeded random actions for tasks without one")
     r.add_argument("--resolution", type=int, default=84, help="image size in pixels (default 84)")
@@ -79,7 +79,11 @@ def _render(args: argparse.Namespace) -> int:
         cfg["mask_groups"] = [g.strip() for g in args.mask_groups.split(",") if g.strip()]
     from vfmbench.tasks import TASKS
 
-    has_expert = TASKS.get(args.task).expert
+    spec = TASKS.get(args.task)
+    has_expert = spec.expert
+    limit = spec.max_episode_steps if "max_episode_steps" not in cfg else cfg["max_episode_steps"]
+    if args.steps > limit:
+        raise ConfigError(f"--steps {args.steps} is past the end of an episode of {args.task} ({limit} steps)")
     rng = np.random.default_rng(args.seed)
     with make_task(args.task, cfg) as task:
         frame = task.reset(args.seed)["pixels"]

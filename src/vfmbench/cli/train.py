@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vfmbench.cli._common import add_config_args
+    from vfmbench.cli._common import seed_int, add_config_args
 
     p = sub.add_parser("train", help="train a policy on a dataset (resumable) and evaluate it",
                        description="Train METHOD with ENCODER on a collected dataset into --out. Config keys: "
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", required=True, help="encoder name (vfmbench encoders list)")
     p.add_argument("--method", help="learning method (vfmbench methods list; default bc, or the preset's)")
     p.add_argument("--preset", help="a paper's settings (vfmbench methods presets); --config/--set keys win")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--random-weights", action="store_true", help="use random weights for a pretrained encoder")
     p.add_argument("--out", required=True, help="run folder (rerun to resume)")
     p.add_argument("--no-eval", action="store_true", help="skip rollout evaluation")

@@ -65,6 +65,15 @@ class MinariImportConfig:
             raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
         if not self.max_drift >= 0:
             raise ConfigError(f"max_drift must be non-negative, got {self.max_drift}")
+        from vfmbench.tasks import get_task_spec
+        from vfmbench.tasks.adroit import ENV_IDS
+
+        family = get_task_spec(self.task).family  # an unknown task lists the valid ones
+        if family != "adroit":
+            raise ConfigError(f"--task {self.task} is a {family} task; Minari's D4RL datasets are imported into "
+                              f"the Adroit tasks ({', '.join('adroit_' + v for v in ENV_IDS)})")
+        if self.path is not None and not Path(self.path).expanduser().is_dir():
+            raise ConfigError(f"--path {self.path} is not a folder; give the folder that holds your Minari datasets")
         self.task_config.validate()
 
 

@@ -50,10 +50,8 @@ handle); hammer ``hammer``, ``nail``, ``board`` (with its goal disc); pen ``pen`
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
-import weakref
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Callable
@@ -89,13 +87,6 @@ _OBJECT_GROUPS: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = 
 _TABLE_MARGIN = 0.03  # distractors keep this far (m) inside the table's edges
 _HAND_RADIUS, _OBJECT_RADIUS = 0.12, 0.1  # keep-out radii (m) around the arm and the objects
 
-_LIVE: "weakref.WeakSet[AdroitTask]" = weakref.WeakSet()
-
-
-def _close_live_tasks() -> None:
-    """Free GL contexts before EGL is torn down at exit (otherwise it prints errors)."""
-    for task in list(_LIVE):
-        task.close()
 
 
 def env_classes() -> dict[str, Any]:
@@ -144,9 +135,6 @@ class AdroitTask(Task):
         cam.elevation = self.camera.elevation
         self._view = ShiftedRenderer(self._model, config.resolution, cam, layout, shift)
         self.mask_groups = self._mask_groups(config.mask_groups)
-        if not _LIVE:  # registered after mujoco's own EGL handler, so it runs before it
-            atexit.unregister(_close_live_tasks)
-            atexit.register(_close_live_tasks)
         self.use_proprio = True if config.proprio is None else config.proprio
         self._proprio_adr = np.array([self._model.jnt_qposadr[self._model.joint(j).id] for j in HAND_JOINTS])
         self.action_dim = int(self._model.nu)
@@ -158,7 +146,6 @@ class AdroitTask(Task):
         self._obs: np.ndarray | None = None
         self._t = 0
         self._closed = False
-        _LIVE.add(self)
 
     # -- scene ----------------------------------------------------------------------------
     def _subtree(self, root: str) -> tuple[str, ...]:

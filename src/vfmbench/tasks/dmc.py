@@ -34,8 +34,6 @@ under any shift) is a function of the seed.
 
 from __future__ import annotations
 
-import atexit
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,13 +77,6 @@ _DOMAINS = {
 }
 _SUCCESS_TASKS = {("ball_in_cup", "catch"), ("reacher", "easy")}  # sparse reward 1 means success
 
-_LIVE: "weakref.WeakSet[DMCTask]" = weakref.WeakSet()
-
-
-def _close_live_tasks() -> None:
-    """Free GL contexts before EGL is torn down at exit (otherwise it prints errors)."""
-    for task in list(_LIVE):
-        task.close()
 
 
 def _texture_recipes(assets: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -155,10 +146,6 @@ class DMCTask(Task):
         self._timestep = None
         self._t = 0
         self._closed = False
-        if not _LIVE:
-            atexit.unregister(_close_live_tasks)
-            atexit.register(_close_live_tasks)
-        _LIVE.add(self)
 
     def _proprio_indices(self, mujoco: Any) -> tuple[np.ndarray, np.ndarray]:
         """qpos and qvel addresses of the actuated joints (all but free roots if none is actuated)."""
@@ -237,7 +224,7 @@ class DMCTask(Task):
             "goal_conditioned": False,
             "proprio": self.use_proprio,
             "max_episode_steps": self.max_episode_steps,
-            "reward": "dense" if (self.domain, self.task_name) not in _SUCCESS_TASKS else "sparse",
+            "reward": get_task_spec(self.name).reward,
             "shift": self._view.shift.describe(),
             "mask_groups": list(self.mask_groups),
             "action_dim": self.action_dim,
@@ -270,7 +257,7 @@ for _domain, _task, _adim, _reward, _desc in [
     ("cartpole", "balance", 1, "dense", "keep a nearly upright pole balanced (cheap, for tests)"),
     ("cheetah", "run", 6, "dense", "planar cheetah: run forward fast"),
     ("hopper", "stand", 4, "dense", "one-legged hopper: stand upright"),
-    ("finger", "spin", 2, "dense", "planar finger: spin a hinged body"),
+    ("finger", "spin", 2, "sparse", "planar finger: spin a hinged body (reward 1 while it spins fast)"),
     ("ball_in_cup", "catch", 2, "sparse", "swing a tethered ball into a cup"),
     ("quadruped", "walk", 12, "dense", "four-legged walker: walk forward"),
     ("reacher", "easy", 2, "sparse", "two-link arm: reach a large target (cheap, for tests)"),

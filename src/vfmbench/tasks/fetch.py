@@ -22,10 +22,8 @@ reach's pole); the default is object, gripper and goal.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import io
-import weakref
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -67,13 +65,6 @@ _TABLE_MARGIN = 0.03  # distractors keep this far (m) inside the table's edges
 _OBJECT_RADIUS, _GRIPPER_RADIUS = 0.04, 0.05
 
 
-_LIVE: "weakref.WeakSet[FetchTask]" = weakref.WeakSet()
-
-
-def _close_live_tasks() -> None:
-    """Free GL contexts before EGL is torn down at exit (otherwise it prints errors)."""
-    for task in list(_LIVE):
-        task.close()
 
 
 def _import_fetch_classes() -> dict[str, Any]:
@@ -123,9 +114,6 @@ class FetchTask(Task):
         self._view = ShiftedRenderer(self._model, config.resolution, self._cam, layout, shift,
                                      decorate=self._add_goal_pole if self.goal_pole else None)
         self.mask_groups = self._mask_groups(config.mask_groups)
-        if not _LIVE:  # registered after mujoco's own EGL handler, so it runs before it
-            atexit.unregister(_close_live_tasks)
-            atexit.register(_close_live_tasks)
         self.use_proprio = default_proprio if config.proprio is None else config.proprio
         self._proprio_idx = _PROPRIO_REACH if variant == "reach" else _PROPRIO_OBJECT
         self.action_dim = 4
@@ -134,7 +122,6 @@ class FetchTask(Task):
         self._t = 0
         self._goal_obs: Observation | None = None
         self._closed = False
-        _LIVE.add(self)
         self.state_dim = obs["observation"].shape[0] + obs["desired_goal"].shape[0]
         self.proprio_dim = len(self._proprio_idx) if self.use_proprio else 0
 

@@ -7,6 +7,8 @@ segmentation pass (MuJoCo's ``mjRND_SEGMENT``), which costs about as much as the
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any
@@ -25,6 +27,15 @@ class Label(IntEnum):
     SURFACE = 2  # `SceneLayout.surface_geoms`
     SCENE = 3  # any other model geom or site (robot, object, goal marker)
     DISTRACTOR = 4  # geoms a shift added to the scene
+
+
+_LIVE: "weakref.WeakSet[ShiftedRenderer]" = weakref.WeakSet()
+
+
+def _close_live_renderers() -> None:
+    """Free every renderer's GL context before EGL is torn down at exit (otherwise it prints errors)."""
+    for renderer in list(_LIVE):
+        renderer.close()
 
 
 class ShiftedRenderer:
@@ -57,6 +68,12 @@ class ShiftedRenderer:
         self._geom, self._site = int(mujoco.mjtObj.mjOBJ_GEOM), int(mujoco.mjtObj.mjOBJ_SITE)
         self._unknown, self._none = int(mujoco.mjtObj.mjOBJ_UNKNOWN), int(mujoco.mjtGeom.mjGEOM_NONE)
         self._renderer = mujoco.Renderer(model, resolution, resolution)
+        self._closed = False
+        # (Re-)registered at every new renderer, so it runs before the EGL teardown handlers of
+        # anything imported since (mujoco's, dm_control's), whichever task family came first.
+        atexit.unregister(_close_live_renderers)
+        atexit.register(_close_live_renderers)
+        _LIVE.add(self)
         self._geom_label = np.full(model.ngeom, Label.SCENE, np.int8)
         self._geom_label[list(layout.backdrop_geoms)] = Label.BACKDROP
         self._geom_label[list(layout.surface_geoms)] = Label.SURFACE
@@ -114,7 +131,9 @@ class ShiftedRenderer:
         return self._mask(self._segment(), groups)
 
     def close(self) -> None:
-        self._renderer.close()
+        if not self._closed:
+            self._closed = True
+            self._renderer.close()
 
     # -- internals ------------------------------------------------------------------------
     def _check_groups(self, groups: Sequence[str]) -> None:
