@@ -39,3 +39,21 @@ def test_differences_from_the_best_are_marked_by_welchs_test():
     assert rows["worse"].vs_best.startswith("p") and rows["worse"].vs_best != "n.s."
     table = format_table(list(rows.values()))
     assert "95% CI" in table and "vs best" in table and "n.s." in table and "cached" in table
+
+
+def test_welch_test_against_a_constant_best_row_gives_scipys_p_without_a_warning():
+    import warnings
+
+    import numpy as np
+    from scipy import stats
+
+    from vfmbench.reports.tables import _vs_best
+
+    x, best = np.array([0.35, 0.35, 0.45]), np.array([1.0, 1.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _vs_best(x, best, False) == "p=0.003"
+        assert _vs_best(np.array([0.5, 0.6, 0.55]), np.array([0.7, 0.8, 0.9]), False) == "p=0.032"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert round(float(stats.ttest_ind(x, best, equal_var=False).pvalue), 3) == 0.003
