@@ -124,6 +124,15 @@ def absolute_paths(task_config: TaskConfig) -> TaskConfig:
 
 
 def _run_expert_episode(task, seed: int, noise: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:
+    frames, per_episode, success, _ = record_episode(task, seed, lambda obs: task.expert_action(), noise)
+    return frames, per_episode, success
+
+
+def record_episode(task, seed: int, act, noise: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool, float]:
+    """One episode of `task` from `seed` acting with ``act(observation) -> action [A]``, recorded in the
+    arrays of a dataset (pixels, state, proprio, masks when present, actions). With `noise` > 0 the
+    executed action gets Gaussian noise of that std (DART) while the clean action is recorded.
+    Returns (frames ``{name: [T, ...]}``, per-episode goal arrays, success at the last step, return)."""
     obs = task.reset(seed)
     rng = np.random.default_rng([seed, 7])
     # observation key -> array name; masks are present when the task config asks for them
@@ -136,18 +145,19 @@ def _run_expert_episode(task, seed: int, noise: float = 0.0) -> tuple[dict[str, 
         per_episode = {"goal_pixels": obs["goal_pixels"], "goal_state": obs["goal_state"]}
         if "goal_mask" in obs:
             per_episode["goal_masks"] = obs["goal_mask"]
-    success = False
+    success, total = False, 0.0
     for _ in range(task.max_episode_steps):
-        action = task.expert_action()
+        action = np.asarray(act(obs), np.float32)
         for k, name in keys.items():
             frames[name].append(obs[k])
         frames["actions"].append(action)
         executed = action + rng.normal(0.0, noise, size=action.shape) if noise > 0 else action
         step = task.step(np.clip(executed, -1.0, 1.0))
         obs, success = step.observation, step.success
+        total += step.reward
         if step.done:
             break
-    return {k: np.stack(v) for k, v in frames.items()}, per_episode, success
+    return {k: np.stack(v) for k, v in frames.items()}, per_episode, success, total
 
 
 def open_dataset(path: str | Path) -> EpisodeDataset:

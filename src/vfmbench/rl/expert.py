@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from vfmbench.data.collection import record_episode
 from vfmbench.data.episodes import EpisodeDataset, EpisodeWriter
 from vfmbench.rl.build import StackingPolicy
 from vfmbench.rl.loop import load_rl_agent, read_rl_record
@@ -60,33 +61,12 @@ def collect_with_agent(run_dir: str | Path, episodes: int, out: str | Path, seed
                    unit="ep", disable=not progress)
         while writer.num_episodes < episodes:
             ep_seed = seed + writer.num_episodes
-            frames, ret, success = _episode(task, policy, fmt.key, ep_seed, action_noise)
+            policy.reset(1)
+            frames, _, success, ret = record_episode(task, ep_seed, lambda obs: policy.act({fmt.key: obs[fmt.key][None]})[0],
+                                                     action_noise)
             writer.append(frames, {}, {"seed": ep_seed, "success": success, "return": round(ret, 3)})
             bar.update(1)
         bar.close()
         returns = [e.get("return", 0.0) for e in writer.manifest["episodes"]]
         return writer.finalize({"attempts": writer.num_episodes, "mean_return": float(np.mean(returns)),
                                 "expert_success_rate": float(np.mean([e["success"] for e in writer.manifest["episodes"]]))})
-
-
-def _episode(task, policy: StackingPolicy, key: str, seed: int, noise: float):
-    obs = task.reset(seed)
-    policy.reset(1)
-    rng = np.random.default_rng([seed, 7])
-    keys = {k: k for k in ("pixels", "state", "proprio")}
-    if "mask" in obs:
-        keys["mask"] = "masks"
-    data: dict[str, list[np.ndarray]] = {k: [] for k in (*keys.values(), "actions")}
-    total, success = 0.0, False
-    for _ in range(task.max_episode_steps):
-        action = policy.act({key: obs[key][None]})[0]
-        for k, name in keys.items():
-            data[name].append(obs[k])
-        data["actions"].append(action)
-        executed = action + rng.normal(0.0, noise, size=action.shape) if noise > 0 else action
-        step = task.step(np.clip(executed, -1.0, 1.0))
-        obs, success = step.observation, step.success
-        total += step.reward
-        if step.done:
-            break
-    return {k: np.stack(v) for k, v in data.items()}, total, success
