@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "segmenters",
     "mask",
     "rl",
+    "analyze",
 ]
 
 
