@@ -8,8 +8,8 @@ import importlib
 
 # Analyses, in the order `vfmbench analyze --help` lists them.
 ANALYSES = [
-    # "reconstruct",
-    # "phid",
+    "reconstruct",
+    "phid",
     # "vat",
     # "saliency",
 ]
