@@ -112,7 +112,7 @@ class FetchTask(Task):
         self._cam.azimuth = self.camera.azimuth
         self._cam.elevation = self.camera.elevation
         self._view = ShiftedRenderer(self._model, config.resolution, self._cam, layout, shift,
-                                     decorate=self._add_goal_pole if self.goal_pole else None)
+                                     decorate=self._decorate_scene)
         self.mask_groups = self._mask_groups(config.mask_groups)
         self.use_proprio = default_proprio if config.proprio is None else config.proprio
         self._proprio_idx = _PROPRIO_REACH if variant == "reach" else _PROPRIO_OBJECT
@@ -202,6 +202,12 @@ class FetchTask(Task):
         self._env._render_callback()
         return self._view.mask(self._data, self.mask_groups if groups is None else groups, self._t)
 
+    def _decorate_scene(self, scene: Any) -> None:
+        """The task's own visual-only geoms, added after every scene update: reach's goal pole
+        (a hook: tasks built on this class draw their own scene objects here)."""
+        if self.goal_pole:
+            self._add_goal_pole(scene)
+
     def _add_goal_pole(self, scene: Any) -> None:
         """A thin pole from the table up to the goal and a disc at its foot (visual only), so a
         goal in the air has an unambiguous 3-D position in a single image."""
@@ -223,12 +229,18 @@ class FetchTask(Task):
 
     # -- episode --------------------------------------------------------------------------
     def reset(self, seed: int) -> Observation:
-        self._raw, _ = self._env.reset(seed=int(seed))
+        self._raw = self._reset_env(int(seed))
         self._t = 0
         self._view.reset(int(seed), self._keep_out())
         if self.config.goal_conditioned:
             self._goal_obs = self._expert_goal()
         return self._observation()
+
+    def _reset_env(self, seed: int) -> dict[str, np.ndarray]:
+        """Reset the environment for the episode of `seed` and return its first raw observation
+        (a hook: tasks built on this class set up the rest of their scene here)."""
+        raw, _ = self._env.reset(seed=seed)
+        return raw
 
     def step(self, action: np.ndarray) -> StepResult:
         if self._raw is None:
