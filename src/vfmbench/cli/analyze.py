@@ -11,7 +11,7 @@ ANALYSES = [
     "reconstruct",
     "phid",
     # "vat",
-    # "saliency",
+    "saliency",
 ]
 
 
