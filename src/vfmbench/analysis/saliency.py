@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -589,7 +590,8 @@ def run_saliency(run_dir: str | Path, out: str | Path, episodes: int = 2, every:
                         except NotImplementedError:
                             has_masks = False
                     if progress:
-                        print(f"saliency: episodes {start}-{start + len(active) - 1}, step {t}", flush=True)
+                        print(f"saliency: episodes {start}-{start + len(active) - 1}, step {t}", file=sys.stderr,
+                              flush=True)
                 actions = agent.act(batch)
                 steps = [env.step(a) for env, a in zip(active, actions)]
                 obs = [s.observation for s in steps]
