@@ -1,29 +1,40 @@
-"""`vfmbench demo`: collect expert data, then one job (`vfmbench.experiments.job`) per encoder
-and seed: train, evaluate on held-out seeds (and under shifts); write ``results.json``,
+"""`vfmbench demo`: the ``demo`` sweep grid (`demo_grid`): collect expert data, then one job
+(`vfmbench.experiments.job`) per encoder and seed through the runs index and an executor
+(`run_sweep`): train, evaluate on held-out seeds (and under shifts); write ``results.json``,
 ``report.md`` and a plot.
 
-Everything lands in the output folder (``data/``, ``runs/<run>/``); rerunning the same
-command resumes: finished runs are read back, interrupted ones continue from their last
-checkpoint.
+Everything lands in the output folder (``data/``, ``runs/<run>/``, ``grid.json``); rerunning the
+same command resumes: jobs done are read back from the index, interrupted ones continue from
+their last checkpoint, failed ones run again.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vfmbench.data.collection import CollectConfig, collect
-from vfmbench.encoders import get_encoder_spec, list_encoders
-from vfmbench.experiments.job import EvalSpec, JobSpec, RunRecord, run_job
+from vfmbench.data.collection import open_dataset
+from vfmbench.encoders import get_encoder_spec
+from vfmbench.experiments.executors import Executor, InProcessExecutor, JobOutcome, run_sweep
+from vfmbench.experiments.grid import (
+    DatasetSettings,
+    GridAxes,
+    GridEval,
+    GridSpec,
+    Requirements,
+    TrainableSettings,
+    dataset_path,
+)
+from vfmbench.experiments.index import RunsIndex
+from vfmbench.experiments.job import RunRecord
 from vfmbench.reports.tables import RobustnessRow, SummaryRow, summarize, summarize_robustness, write_report
 from vfmbench.tasks import TaskConfig
-from vfmbench.training import RunSpec, TrainConfig
+from vfmbench.training import TrainConfig
 from vfmbench.utils.config import from_dict
-from vfmbench.utils.errors import ConfigError
+from vfmbench.utils.errors import ConfigError, VfmbenchError
 from vfmbench.utils.io import write_json_atomic
 
 RESULTS_SCHEMA = "vfmbench.results/2"
@@ -107,16 +118,6 @@ def demo_config_from(data: dict[str, Any] | None, source: str = "demo config") -
     return from_dict(DemoConfig, data or {}, source=source)
 
 
-def _encoders(config: DemoConfig) -> list[str]:
-    names = list(config.encoders)
-    if config.include_installed:
-        for name in list_encoders():
-            spec = get_encoder_spec(name)
-            if spec.weights is not None and spec.weights_status() == "installed" and name not in names:
-                names.append(name)
-    return names
-
-
 @dataclass
 class DatasetInfo:
     """The demo's training data."""
@@ -141,79 +142,73 @@ class DemoResults:
     robustness_summary: list[RobustnessRow]
 
 
-def _mask_dataset(dataset: Path, mask: str) -> Path:
-    return dataset if mask == "none" else dataset.with_name(f"{dataset.name}.mask-{mask}")
+def demo_grid(config: DemoConfig) -> GridSpec:
+    """The demo as a sweep grid (preset ``demo``): every mask x encoder x seed on one task, frozen
+    encoders with `train`, encoders trained jointly with their own steps and method keys."""
+    train = copy.deepcopy(config.train)
+    train.eval_episodes = config.eval_episodes
+    return GridSpec(
+        name="demo",
+        description="vfmbench demo",
+        axes=GridAxes(tasks=[config.task], encoders=list(config.encoders), methods=[config.method],
+                      masks=list(config.masks), shifts=list(config.shifts), seeds=list(config.seeds)),
+        dataset=DatasetSettings(episodes=config.episodes, action_noise=config.action_noise, seed=0,
+                                task_config=copy.deepcopy(config.task_config)),
+        train=train,
+        method_config={config.method: dict(config.method_config)} if config.method_config else {},
+        trainable=TrainableSettings(steps=config.trainable_steps, method_config=dict(config.trainable_method_config)),
+        encoder_options={k: dict(v) for k, v in config.encoder_options.items()},
+        include_installed=config.include_installed,
+        mask_reference={config.task: config.mask_reference} if config.mask_reference else {},
+        eval=GridEval(episodes=config.eval_episodes, envs=10),
+        run_names="{method}_{encoder}_s{seed}{mask}",
+        cache_dir=config.cache_dir,
+        requires=Requirements(gpu=False, hours=0.5 if len(config.seeds) > 1 else 0.1, note="runs on CPU"),
+    )
 
 
-def demo_jobs(config: DemoConfig, out: Path, dataset: Path) -> list[JobSpec]:
-    """The demo's grid as jobs: every mask x encoder x seed, with the budget of its encoder kind."""
-    jobs = []
-    for mask in config.masks:
-        jobs += _encoder_jobs(config, out, _mask_dataset(dataset, mask), "" if mask == "none" else f"_mask-{mask}")
-    return jobs
-
-
-def _encoder_jobs(config: DemoConfig, out: Path, dataset: Path, suffix: str) -> list[JobSpec]:
-    jobs = []
-    for encoder in _encoders(config):
-        trainable = get_encoder_spec(encoder).trainable
-        for seed in config.seeds:
-            train = copy.deepcopy(config.train)
-            mcfg = dict(config.method_config)
-            if trainable:
-                train.steps = config.trainable_steps or train.steps
-                mcfg = {**mcfg, **config.trainable_method_config}
-            train.eval_episodes = config.eval_episodes
-            run = RunSpec(task=config.task, encoder=encoder, method=config.method, seed=seed, method_config=mcfg,
-                          encoder_options=dict(config.encoder_options.get(encoder, {})), train=train)
-            jobs.append(JobSpec(
-                run=run, out=str(out / "runs" / f"{config.method}_{encoder}_s{seed}{suffix}"), dataset=str(dataset),
-                eval=EvalSpec(episodes=config.eval_episodes, envs=min(10, config.eval_episodes),
-                              robustness=list(config.shifts)),
-                cache_dir=config.cache_dir,
-            ))
-    return jobs
-
-
-def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=print) -> DemoResults:
-    """Run the grid into `out`; returns the results also written to ``out/results.json``."""
+def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=print,
+             executor: Executor | None = None, index: RunsIndex | None = None) -> DemoResults:
+    """Run the demo grid into `out` as a sweep (`run_sweep`: its jobs in `index`, default the
+    shared runs index, run by `executor`, default in this process); returns the results also
+    written to ``out/results.json``. Jobs done in an earlier run are read back from the index.
+    Raises `VfmbenchError` naming the failed jobs (after writing the results of the others)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     write_json_atomic(out / "demo_config.json", asdict(config))
-    data_dir = out / "data" / config.task
-    jobs = demo_jobs(config, out, data_dir)
-    log(f"[demo] task {config.task}, method {config.method}, encoders {', '.join(_encoders(config))}, "
+    grid = from_dict(GridSpec, asdict(demo_grid(config)), source="demo grid")
+    log(f"[demo] task {config.task}, method {config.method}, encoders {', '.join(grid.encoders())}, "
         f"seeds {config.seeds}")
-    dataset = collect(
-        CollectConfig(task=config.task, episodes=config.episodes, seed=0, action_noise=config.action_noise,
-                      task_config=config.task_config),
-        data_dir,
-        progress=progress,
-    )
-    log(f"[demo] dataset: {dataset.num_episodes} expert episodes, {dataset.n_frames} frames "
-        f"(expert success {dataset.manifest.get('expert_success_rate', 1.0):.2f})")
-    from vfmbench.masking.wiring import masked_dataset
 
-    for mask in config.masks:
-        if mask != "none":
-            masked_dataset(data_dir, mask, config.mask_reference if mask != "oracle" else None, progress=progress)
-    records: list[RunRecord] = []
-    for job in jobs:
-        t = time.time()
-        record = run_job(dataclasses.replace(job, progress=progress))
-        if ".mask-" in Path(job.dataset or "").name:  # the masking axis shows in tables as part of the label
-            record.encoder_label += f" + mask {Path(job.dataset or '').name.split('.mask-')[1]}"
-        record.run_dir = str(Path(record.run_dir).relative_to(out))
-        records.append(record)
-        log(f"[demo] {record.encoder:>18s} seed {record.seed}: success {record.success_rate:.2f} "
-            f"({time.time() - t:.0f}s)")
+    def report(outcome: JobOutcome) -> None:
+        job, rec = outcome.job, outcome.record
+        if rec is not None:
+            log(f"[demo] {rec.encoder:>18s} seed {rec.seed}: success {rec.success_rate:.2f} ({rec.seconds:.0f}s)")
+        else:
+            log(f"[demo] {job.encoder:>18s} seed {job.seed}: failed ({outcome.error.splitlines()[0]})")
+
+    own_index = index is None
+    index = index or RunsIndex()
+    try:
+        with executor or InProcessExecutor() as ex:
+            result = run_sweep(grid, out, index, ex, retry_failed=True, progress=progress, log=log,
+                               on_outcome=report)
+    finally:
+        if own_index:
+            index.close()
+    records: list[RunRecord] = result.records()
+    root = out.resolve()
+    for record in records:
+        record.run_dir = str(Path(record.run_dir).relative_to(root))
+    data_dir = dataset_path(grid, root, config.task)
+    dataset = open_dataset(data_dir)
     doc = DemoResults(
         schema=RESULTS_SCHEMA,
         created=time.strftime("%Y-%m-%dT%H:%M:%S"),
         seconds=round(time.time() - t0, 1),
         config=config,
-        dataset=DatasetInfo(str(data_dir.relative_to(out)), dataset.num_episodes, dataset.n_frames,
+        dataset=DatasetInfo(str(data_dir.relative_to(root)), dataset.num_episodes, dataset.n_frames,
                             dataset.fingerprint()),
         records=records,
         summary=summarize(records),
@@ -221,6 +216,12 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
     )
     write_json_atomic(out / "results.json", asdict(doc))
     write_report(doc, out)
+    failed = [r for r in result.rows if r.status != "done"]
+    if failed:
+        raise VfmbenchError(f"{len(failed)} of {len(result.rows)} demo job(s) did not finish "
+                            f"({', '.join(f'{r.key}: {r.status}' for r in failed)}); results.json has the others. "
+                            f"See the errors with: vfmbench runs show ID --index {index.path} "
+                            f"(ids {', '.join(str(r.id) for r in failed)}); rerun the demo to retry them")
     return doc
 
 

@@ -134,7 +134,7 @@ def format_robustness(summary: Sequence[RobustnessRow], markdown: bool = False) 
         cells = []
         for s in shifts:
             r = cell.get((enc, meth, s))
-            cells.append("" if r is None else f"{r.success_mean:.2f}" + ("" if s == "none" else f" ({-r.drop_mean:+.2f})"))
+            cells.append("" if r is None else f"{r.success_mean:.2f}" + ("" if s == "none" else f" ({0.0 - r.drop_mean:+.2f})"))
         rows.append([enc, meth, *cells])
     return tabulate(rows, headers=["encoder", "method", *shifts], tablefmt="pipe" if markdown else "simple",
                     disable_numparse=True)

@@ -1,0 +1,96 @@
+"""`vfmbench runs list | show | rm`: the runs index (docs/sweeps.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+_COLUMNS = ["id", "hash", "sweep", "task", "encoder", "method", "mask", "seed", "status", "seconds", "host",
+            "attempts", "finished"]
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    for key in ("status", "sweep", "task", "encoder", "method", "mask"):
+        p.add_argument(f"--{key}", action="append", metavar=key.upper(),
+                       help=f"only rows with this {key} (repeatable; comma-separated values)")
+    p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="the runs index: list, show or remove recorded jobs",
+                       description="Every sweep records its jobs in a SQLite index: status, timings, host, "
+                                   "spec and record. See docs/sweeps.md.")
+    runs = p.add_subparsers(dest="runs_command", metavar="COMMAND")
+    runs.required = True
+    ls = runs.add_parser("list", help="one line per job")
+    _add_filters(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON (every column but spec and record)")
+    ls.set_defaults(func=_list)
+    show = runs.add_parser("show", help="one job: its row, spec, record or error")
+    show.add_argument("ref", help="a row id or at least 6 characters of its spec hash")
+    show.add_argument("--index", metavar="SQLITE")
+    show.set_defaults(func=_show)
+    rm = runs.add_parser("rm", help="remove rows (run folders stay on disk)")
+    rm.add_argument("refs", nargs="*", help="row ids or spec-hash prefixes; or filters")
+    _add_filters(rm)
+    rm.add_argument("--force", action="store_true", help="also rows a live sweep of this machine is running")
+    rm.set_defaults(func=_rm)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, list[str]]:
+    out = {}
+    for key in ("status", "sweep", "task", "encoder", "method", "mask"):
+        values = getattr(args, key, None)
+        if values:
+            out[key] = [v for item in values for v in item.split(",") if v]
+    return out
+
+
+def _list(args: argparse.Namespace) -> int:
+    from vfmbench.cli._common import print_json, print_table
+    from vfmbench.experiments.index import RunsIndex
+
+    with RunsIndex(args.index) as index:
+        rows = [r.summary() for r in index.rows(**_filters(args))]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, _COLUMNS)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import json
+
+    from vfmbench.cli._common import print_json
+    from vfmbench.experiments.index import RunsIndex
+
+    with RunsIndex(args.index) as index:
+        row = index.get(args.ref)
+    doc = {**row.summary(), "spec_hash": row.spec_hash, "spec": json.loads(row.spec_json),
+           "record": json.loads(row.record_json) if row.record_json else None}
+    error = doc.pop("error")
+    print_json(doc)
+    if error:
+        print(f"\nerror:\n{error}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    import platform
+
+    from vfmbench.experiments.index import RunsIndex
+    from vfmbench.utils.errors import ConfigError
+    from vfmbench.utils.io import pid_alive
+
+    filters = _filters(args)
+    if not args.refs and not filters:
+        raise ConfigError("name the rows to remove: ids, hash prefixes or filters (e.g. --sweep NAME --status failed)")
+    with RunsIndex(args.index) as index:
+        rows = [index.get(ref) for ref in args.refs] if args.refs else index.rows(**filters)
+        live = [r for r in rows if r.status == "running" and r.host == platform.node() and r.pid and pid_alive(r.pid)]
+        if live and not args.force:
+            raise ConfigError(f"{len(live)} of these rows are running in a live sweep (pid {live[0].pid}); "
+                              "stop it first or pass --force")
+        n = index.remove([r.id for r in rows])
+    print(f"removed {n} row(s) from {index.path} (run folders are kept)")
+    return 0
