@@ -10,7 +10,7 @@ import importlib
 ANALYSES = [
     "reconstruct",
     "phid",
-    # "vat",
+    "vat",
     "saliency",
 ]
 
