@@ -44,7 +44,9 @@ FIGURE = "phid.png"
 def mst_edge_lengths(points: np.ndarray) -> np.ndarray:
     """Lengths of the Euclidean minimum spanning tree's edges of ``points [n, D]``: the death
     radii of PH0's finite bars (``[n - 1]``, float64, the points' units). Coincident points give
-    edges of length 0 (scipy's sparse graphs would read a zero distance as no edge)."""
+    edges of length 0. (scipy's graphs read a zero, or tiny, weight as no edge, so every distance is
+    offset by the largest one while the tree is found: every spanning tree has n - 1 edges, so the
+    offset does not change which tree is minimal.)"""
     from scipy.sparse.csgraph import minimum_spanning_tree
     from scipy.spatial.distance import pdist, squareform
 
@@ -52,12 +54,11 @@ def mst_edge_lengths(points: np.ndarray) -> np.ndarray:
     if points.ndim != 2 or len(points) < 2:
         raise ConfigError(f"PH0 needs a point cloud [n >= 2, D], got shape {list(points.shape)}")
     dist = squareform(pdist(points))
-    tiny = np.finfo(np.float64).tiny
-    dist[(dist == 0) & ~np.eye(len(points), dtype=bool)] = tiny  # coincident points: an edge of length ~0
-    tree = minimum_spanning_tree(dist)
-    edges = np.asarray(tree.data, dtype=np.float64)
-    edges[edges <= tiny] = 0.0
-    return edges
+    offset = float(dist.max())
+    if offset == 0:
+        return np.zeros(len(points) - 1)
+    tree = minimum_spanning_tree(np.where(np.eye(len(points), dtype=bool), 0.0, dist + offset)).tocoo()
+    return dist[tree.row, tree.col]
 
 
 def alpha_weighted_lifespan(points: np.ndarray, alpha: float = 1.0) -> float:

@@ -4,8 +4,9 @@ One decoder per encoder, trained from the encoder's cached embeddings of a datas
 the frames: a feed-forward network with hidden layers [1024, 2048, 5096] and ReLU, its output
 reshaped to ``3 x 224 x 224``, trained 20 epochs with batch 32 by AdamW at learning rate 0.001
 (paper 000 A.3). The appendix names no loss: the decoder minimises the mean squared error of
-pixels in [0, 1]. Embeddings are standardised with the training split's mean and std, as the
-trainer's feature normaliser does for policies. The error is measured on held-out episodes (the
+pixels in [0, 1]. Embeddings are standardised with the training split's mean and std by the
+trainer's feature normaliser (`agents.agent.Normalizer`, whose std floor keeps nearly constant
+dimensions from being divided by ~0). The error is measured on held-out episodes (the
 split is by episode, never by frame) beside the error of the training split's mean frame, which
 any decoder can reach without information from the embedding.
 """
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vfmbench.agents.agent import Normalizer
 from vfmbench.utils.errors import ConfigError, DatasetError
 
 SCHEMA = "vfmbench.analysis.reconstruct/1"
@@ -103,8 +105,7 @@ class DecoderFit:
     channel); `test_start` / `test_end`: over the held-out episodes' first / last frames."""
 
     decoder: nn.Sequential
-    mean: torch.Tensor  # [D] feature mean of the training split
-    std: torch.Tensor  # [D] feature std of the training split (floored at 1e-6)
+    norm: Normalizer  # fitted to the training split's features
     train_mse: float
     test_mse: float
     test_start_mse: float
@@ -114,9 +115,8 @@ class DecoderFit:
     @torch.no_grad()
     def reconstruct(self, features: np.ndarray) -> np.ndarray:
         """``[B, D]`` embeddings -> float32 ``[B, 3, R, R]`` frames clipped to [0, 1]."""
-        device = self.mean.device
-        x = (torch.from_numpy(np.asarray(features, np.float32)).to(device) - self.mean) / self.std
-        y = self.decoder(x)
+        device = self.norm.mean.device
+        y = self.decoder(self.norm(torch.from_numpy(np.asarray(features, np.float32)).to(device)))
         r = int(round(math.sqrt(y.shape[1] // 3)))
         return y.clamp(0, 1).reshape(-1, 3, r, r).cpu().numpy()
 
@@ -142,9 +142,9 @@ def fit_decoder(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, 
     test = np.flatnonzero(np.isin(episode, test_episodes))
     firsts = np.array([np.flatnonzero(episode == e)[0] for e in test_episodes])
     lasts = np.array([np.flatnonzero(episode == e)[-1] for e in test_episodes])
-    feats = torch.from_numpy(np.asarray(features, np.float32)).to(device)
-    mean, std = feats[train].mean(0), feats[train].std(0).clamp_min(1e-6)
-    feats = (feats - mean) / std
+    features = np.asarray(features, np.float32)
+    norm = Normalizer(features.shape[1]).fit(features[train]).to(device)
+    feats = norm(torch.from_numpy(features).to(device))
     frames = torch.from_numpy(targets)  # uint8, converted batch by batch
     torch.manual_seed(config.seed)
     decoder = make_decoder(feats.shape[1], config).to(device)
@@ -164,13 +164,13 @@ def fit_decoder(features: np.ndarray, targets: np.ndarray, episode: np.ndarray, 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             bar.update(1)
         losses.append(total / len(order))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
     bar.close()
     decoder.eval()
-    fit = DecoderFit(decoder, mean, std, math.nan, math.nan, math.nan, math.nan, losses)
+    fit = DecoderFit(decoder, norm, math.nan, math.nan, math.nan, math.nan, losses)
     fit.train_mse = _mse(fit, feats, frames, train, config.batch_size)
     fit.test_mse = _mse(fit, feats, frames, test, config.batch_size)
     fit.test_start_mse = _mse(fit, feats, frames, firsts, config.batch_size)
