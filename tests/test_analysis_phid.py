@@ -76,6 +76,8 @@ def test_cli_refuses_unknown_trainable_encoders_and_no_shift(tmp_path, capsys):
     assert "e2e_cnn" in err and "frozen encoder" in err
     assert app([*base, "--encoders", "state", "--shift", "none"]) == 2
     assert "name a shift" in capsys.readouterr().err
+    assert app([*base, "--encoders", "dinov2_vits14"]) == 2  # no weights installed in the test home
+    assert "vfmbench weights download dinov2_vits14" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # refused before any collection
 
 

@@ -264,6 +264,8 @@ def run_phid(encoders: list[str], *, task: str = "fetch_push", shift: str = "dis
     data_dir: where the trajectories are collected (default ``out/trajectories``; reused and
     extended on a rerun). Raises UnknownNameError for an unknown encoder, ConfigError for a
     trainable one or bad settings, WeightsError for missing weights — all before collecting."""
+    from tqdm.auto import tqdm
+
     from vfmbench.cache import EmbeddingCache
     from vfmbench.encoders import create_encoder, encoder_label
     from vfmbench.tasks import get_task_spec
@@ -276,6 +278,9 @@ def run_phid(encoders: list[str], *, task: str = "fetch_push", shift: str = "dis
     get_task_spec(task)
     specs = frozen_encoder_specs(encoders)  # unknown or trainable encoders fail before any work
     torch_device = resolve_device(device)
+    pretrained = False if random_weights else None
+    # image encoders are built (their weights checked) before collecting; vector ones need the task's sizes
+    built = {spec.name: create_encoder(spec.name, pretrained=pretrained) for spec in specs if spec.embed_dim is not None}
     out = Path(out)
     clean, shifted = collect_pairs(task, shift, trajectories, seed, data_dir or out / "trajectories", progress)
     starts, lengths = clean.episode_starts[:trajectories], clean.episode_lengths[:trajectories]
@@ -290,12 +295,17 @@ def run_phid(encoders: list[str], *, task: str = "fetch_push", shift: str = "dis
     results = []
     for spec in specs:
         t0 = time.perf_counter()
-        input_dim = spaces.vector_dim(spec.input_key) if spec.embed_dim is None else None
-        encoder = create_encoder(spec.name, pretrained=False if random_weights else None, input_dim=input_dim)
+        encoder = built.get(spec.name) or create_encoder(spec.name, pretrained=pretrained,
+                                                         input_dim=spaces.vector_dim(spec.input_key))
         feats = [cache.get_or_compute(encoder, ds, encoder.input_key, batch_size=batch_size, device=torch_device,
                                       progress=progress)[:frames] for ds in (clean, shifted)]
-        z = [[estimator.estimate(f[s : s + n], seed=i) for i, (s, n) in enumerate(zip(starts, lengths))]
-             for f in _progress(feats, progress, f"PHID0 {spec.name}")]
+        bar = tqdm(total=2 * trajectories, desc=f"PHID0 {spec.name}", unit="traj", disable=not progress)
+        z: list[list[float]] = [[], []]
+        for i, (s, n) in enumerate(zip(starts, lengths)):
+            for k in (0, 1):
+                z[k].append(estimator.estimate(feats[k][s : s + n], seed=i))
+                bar.update(1)
+        bar.close()
         dim = int(feats[0].shape[1])
         mean, s, score = standardised_score(np.asarray(z[0]), np.asarray(z[1]), dim)
         results.append(PhidResult(encoder_label(encoder), dim, mean, s, score, z[0], z[1],
@@ -308,12 +318,6 @@ def run_phid(encoders: list[str], *, task: str = "fetch_push", shift: str = "dis
                                 out / FIGURE).name]
     write_json_atomic(out / "phid.json", record.to_dict())
     return record
-
-
-def _progress(items: list[np.ndarray], progress: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, unit="set", disable=not progress)
 
 
 def plot_phid(record: PhidRecord, clean_frame: np.ndarray, shift_frame: np.ndarray, path: Path) -> Path:
