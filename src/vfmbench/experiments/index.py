@@ -112,6 +112,7 @@ class IndexRow:
         d = {k: v for k, v in asdict(self).items() if k not in ("spec_json", "record_json")}
         for k in ("created", "started", "finished"):
             d[k] = None if d[k] is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(d[k]))
+        d["seconds"] = None if d["seconds"] is None else round(d["seconds"], 1)
         d["hash"] = self.spec_hash[:12]
         return d
 
