@@ -15,7 +15,7 @@ from vfmbench.analysis.saliency import (
     SaliencyError,
     SaliencyRecord,
     Target,
-    _PixelPath,
+    PixelPath,
     effective_bias,
     full_gradient,
     policy_decomposition,
@@ -203,7 +203,7 @@ def test_refusals_token_encoders_state_encoders_and_outputs_without_gradients():
     with pytest.raises(SaliencyError, match="token features"):
         policy_decomposition(agent, _obs((32, 32, 3)), Target())
     with pytest.raises(SaliencyError, match="reads 'state', not images"):
-        _PixelPath.of(StateEncoder(4))
+        PixelPath.of(StateEncoder(4))
     conv = nn.Conv2d(3, 2, 3)
     with pytest.raises(SaliencyError, match="without gradients"):
         full_gradient(lambda x: conv(x).sum((1, 2, 3)).detach(), torch.rand(1, 3, 8, 8), conv)

@@ -314,7 +314,7 @@ class Target:
 
 
 @dataclass
-class _PixelPath:
+class PixelPath:
     """An agent's encoder split at the network input: uint8 frames -> `crop` (the eval-time
     augmentation) -> `frames` single frames -> ``core.preprocess`` -> x -> ``core.embed``."""
 
@@ -323,7 +323,7 @@ class _PixelPath:
     crop: nn.Module | None
 
     @classmethod
-    def of(cls, encoder: Encoder) -> "_PixelPath":
+    def of(cls, encoder: Encoder) -> "PixelPath":
         crop = None
         if isinstance(encoder, AugmentedEncoder):
             crop, encoder = encoder.augment, encoder.inner
@@ -398,14 +398,14 @@ def _policy_state_kept(policy: nn.Module) -> Iterator[None]:
             vars(m).update(state)
 
 
-def policy_decomposition(agent: Agent, obs: dict[str, np.ndarray], target: Target) -> tuple[FullGradDecomposition, _PixelPath]:
+def policy_decomposition(agent: Agent, obs: dict[str, np.ndarray], target: Target) -> tuple[FullGradDecomposition, PixelPath]:
     """FullGrad of `target` of the action the agent's policy predicts from the batched observation
     `obs` (the next one `agent.act` will see), with the agent's history, goal and policy state as
     they are now; none of them changes. Returns the decomposition (input terms ``[B, 3k, h, w]``
     on the encoder's network input) and the encoder's pixel path. Raises `SaliencyError` for
     encoders without images or with token features, and for policies whose actions carry no
     gradients (Diffusion Policy samples under ``torch.no_grad``)."""
-    path = _PixelPath.of(agent.encoder)
+    path = PixelPath.of(agent.encoder)
     policy = agent.policy
     dev = agent.device
     images = torch.from_numpy(np.ascontiguousarray(obs[agent.input_key])).to(dev)
@@ -549,7 +549,7 @@ def run_saliency(run_dir: str | Path, out: str | Path, episodes: int = 2, every:
         raise VfmbenchError(f"{run_dir}: no such run folder")
     t0 = time.time()
     agent, config = load_agent(run_dir, step=step, device=device)
-    _PixelPath.of(agent.encoder)  # refuse state encoders before building any environment
+    PixelPath.of(agent.encoder)  # refuse state encoders before building any environment
     spec = config["spec"]
     task_config = from_dict(TaskConfig, config["task_config"], source=f"{run_dir / 'config.json'} task_config")
     seed = EVAL_SEED_BASE if seed is None else seed
