@@ -4,7 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VFMBENCH_VENV:-$ROOT/.venv}"
-EXTRAS="${VFMBENCH_EXTRAS:-sim,video,minari,viz,vfm,effnet,dev}"
+EXTRAS="${VFMBENCH_EXTRAS:-sim,video,minari,viz,vfm,effnet,report,ray,dev}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -175,7 +175,8 @@ def test_kill_9_mid_sweep_then_a_rerun_finishes_only_what_was_missing(reach_data
             assert time.time() < deadline, "no job finished in time"
             if db.exists():
                 with RunsIndex(db) as index:
-                    if index.counts()["done"] >= 1:
+                    counts = index.counts()
+                    if counts["done"] >= 1 and counts["running"] == 1:  # killed mid-job, after the first
                         break
             time.sleep(0.3)
     finally:

@@ -64,11 +64,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is None:
         raise ConfigError("give the sweep folder: --out DIR")
     from vfmbench.experiments.executors import make_executor, run_sweep
-    from vfmbench.experiments.grid import GRID_PRESETS, load_grid
+    from vfmbench.experiments.grid import GRID_PRESETS, check_available, load_grid
     from vfmbench.experiments.index import RunsIndex
 
     grid = (load_grid(args.config, args.overrides) if args.config
             else GRID_PRESETS.get(args.preset).grid(args.overrides))
+    check_available(grid)  # before an executor starts (a Ray cluster takes a while)
     with RunsIndex(args.index) as index, make_executor(args.executor, args.workers, args.address, args.gpus_per_job,
                                                        args.cpus_per_job) as executor:
         result = run_sweep(grid, args.out, index, executor, retry_failed=args.retry_failed,
