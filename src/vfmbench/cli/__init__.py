@@ -13,6 +13,9 @@ from vfmbench.utils.errors import VfmbenchError
 # Command modules, in the order `vfmbench --help` lists them.
 COMMAND_MODULES = [
     "demo",
+    "sweep",
+    "runs",
+    "report",
     "collect",
     "train",
     "evaluate",

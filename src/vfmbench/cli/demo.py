@@ -1,10 +1,11 @@
-"""`vfmbench demo [--quick] [--out DIR] [--config YAML] [--set KEY=VALUE]`."""
+"""`vfmbench demo [--quick] [--out DIR] [--config YAML] [--set KEY=VALUE] [--executor E]`: the ``demo``
+sweep grid (docs/sweeps.md), with its own config keys and output (results.json, report.md, success.png)."""
 
 from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import add_config_args, config_dict
+from vfmbench.cli._common import add_config_args, config_dict, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="vfmbench-demo", help="output folder (default: vfmbench-demo)")
     p.add_argument("--quick", action="store_true", help="a smaller run (about 3 minutes on 2 CPU cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="inprocess",
+                   help="where its jobs run (vfmbench sweep --help); default this process")
+    p.add_argument("--workers", type=positive_int, help="pool / ray: how many jobs at once")
+    p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
     add_config_args(p)
     p.set_defaults(func=_run)
 
@@ -23,6 +28,8 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from vfmbench.experiments.demo import demo_config_from, quick_config, run_demo
+    from vfmbench.experiments.executors import make_executor
+    from vfmbench.experiments.index import RunsIndex
     from vfmbench.reports import format_robustness, format_table
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -30,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
     config = demo_config_from(data, source)
     if args.quick:
         config = quick_config(config)
-    doc = run_demo(config, args.out, progress=not args.no_progress)
+    with RunsIndex(args.index) as index, make_executor(args.executor, args.workers) as executor:
+        doc = run_demo(config, args.out, progress=not args.no_progress, executor=executor, index=index)
     print()
     print(format_table(doc.summary))
     if doc.robustness_summary:

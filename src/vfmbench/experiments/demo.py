@@ -190,10 +190,9 @@ def run_demo(config: DemoConfig, out: str | Path, progress: bool = True, log=pri
 
     own_index = index is None
     index = index or RunsIndex()
-    try:
-        with executor or InProcessExecutor() as ex:
-            result = run_sweep(grid, out, index, ex, retry_failed=True, progress=progress, log=log,
-                               on_outcome=report)
+    try:  # what this call opened, it closes; the caller's executor and index stay open
+        result = run_sweep(grid, out, index, executor or InProcessExecutor(), retry_failed=True, progress=progress,
+                           log=log, on_outcome=report)
     finally:
         if own_index:
             index.close()
