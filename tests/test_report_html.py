@@ -137,3 +137,31 @@ def test_report_opens_in_headless_chromium(index_with_runs, analysis_folder, tmp
 
     pixels = matplotlib.image.imread(shot)
     assert pixels.shape[:2] == (1800, 1200) and pixels.std() > 0.05  # a page, not a blank
+
+
+def test_rl_runs_render_as_return_tables(tmp_path):
+    from vfmbench.rl.job import RL_RECORD_SCHEMA, RLRunRecord, ShiftReturns
+    from vfmbench.rl.loop import RLTrainRecord
+
+    grid = from_dict(GridSpec, {"name": "rl", "kind": "rl", "axes": {
+        "tasks": ["dmc_cartpole_swingup"], "encoders": ["default"], "methods": ["drqv2"], "masks": ["none", "oracle"],
+        "shifts": ["color_hard"], "seeds": [0]}, "rl": {"frames": 1000}})
+    jobs = expand(grid, tmp_path / "sweep")
+    db = tmp_path / "runs.sqlite"
+    with RunsIndex(db) as index:
+        index.add(jobs)
+        for job, ret in zip(jobs, (150.0, 700.0)):
+            mask = None if job.mask == "none" else job.mask
+            train = RLTrainRecord(task=job.task, agent="drqv2", encoder="conv", encoder_label="conv", pretrained=False,
+                                  mask=mask, seed=0, frames=1000, target_frames=1000, steps=500, episodes=1, updates=1,
+                                  wall_seconds=1.0, frames_per_second=1000.0, device="cpu", complete=True)
+            evals = [ShiftReturns(shift=s, frame=1000, mean=ret - 10 * i, std=5.0, episodes=2, seed=0,
+                                  returns=[ret, ret]) for i, s in enumerate(["none", "color_hard"])]
+            index.claim(job.spec_hash)
+            index.finish(job.spec_hash, RLRunRecord(RL_RECORD_SCHEMA, job.task, "drqv2", "conv", mask, 0, train, evals,
+                                                    job.spec.out, "h", 1.0))
+        assert [type(r.record()).__name__ for r in index.rows()] == ["RLRunRecord", "RLRunRecord"]
+    out = tmp_path / "report"
+    assert app(["report", "--runs", "kind=rl", "--out", str(out), "--index", str(db)]) == 0
+    page = (out / "index.html").read_text()
+    assert "Online RL: return under color_hard" in page and "DrQ-v2 + SAM-G (oracle)" in page and "690" in page
