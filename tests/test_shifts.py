@@ -134,6 +134,7 @@ def test_videos_from_gif_and_frame_folder(tmp_path):
 
 
 def test_mp4_without_the_video_extra_names_it(tmp_path, monkeypatch):
+    from vfmbench.tasks.shifts import validate_shift
     from vfmbench.tasks.shifts.videos import load_video
 
     clip = tmp_path / "clip.mp4"
@@ -141,6 +142,10 @@ def test_mp4_without_the_video_extra_names_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if not installed
     with pytest.raises(MissingDependencyError, match=r"vfmbench\[video\]"):
         load_video.__wrapped__(str(clip), 32, 10)
+    # validating the options (before any rollout) already names the extra, for a clip and a folder of clips
+    for sources in ([str(clip)], [str(tmp_path)]):
+        with pytest.raises(MissingDependencyError, match=r"vfmbench\[video\]"):
+            validate_shift("video_hard", {"sources": sources})
 
 
 @pytest.mark.sim

@@ -22,17 +22,24 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 def check_source(path: str, where: str) -> None:
     """Raise `ConfigError` naming `where` unless `path` is a readable video, GIF, frame folder or
-    folder of clips."""
+    folder of clips, and `MissingDependencyError` naming the `video` extra when it holds clips only
+    ffmpeg decodes and imageio-ffmpeg is not installed (checked here, so that a command fails before
+    its first rollout rather than at the shift that needs the decoder)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        if not _frame_files(p) and not _clip_files(p):
+        clips = _clip_files(p)
+        if not _frame_files(p) and not clips:
             raise ConfigError(f"{where}: folder {p} holds neither frames ({', '.join(IMAGE_SUFFIXES)}) nor clips "
                               f"({', '.join((*FFMPEG_SUFFIXES, '.gif'))})")
+        if not _frame_files(p) and any(f.suffix.lower() in FFMPEG_SUFFIXES for f in clips):
+            require("imageio_ffmpeg", extra="video")
         return
     if not p.is_file():
         raise ConfigError(f"{where}: {p} does not exist; give video files, GIFs or folders of frames")
     if p.suffix.lower() not in (*FFMPEG_SUFFIXES, ".gif"):
         raise ConfigError(f"{where}: {p.name} is not a video ({', '.join(FFMPEG_SUFFIXES)}), a GIF or a folder")
+    if p.suffix.lower() in FFMPEG_SUFFIXES:
+        require("imageio_ffmpeg", extra="video")
 
 
 def _frame_files(folder: Path) -> list[Path]:
@@ -71,8 +78,6 @@ def load_video(path: str, resolution: int, max_frames: int, fit: str = "crop") -
     if p.is_dir():
         frames = [imageio.imread(f) for f in _frame_files(p)[:max_frames]]
     else:
-        if p.suffix.lower() in FFMPEG_SUFFIXES:
-            require("imageio_ffmpeg", extra="video")
         frames = []
         try:
             with imageio.get_reader(p) as reader:
