@@ -174,17 +174,20 @@ def test_record_from_bad_json_is_a_clear_error():
         VatRecord.from_dict({"schema": SCHEMA, "rows": [{}]})
 
 
-@pytest.mark.slow
-def test_frozen_control_keeps_h0_and_runs_with_given_datasets(tmp_path):
-    """Frozen EfficientNet-Lite0: f0 = f1, so pi0->1 is pi1 up to its head's seed; on datasets given
-    to run_vat, and at sizes where the heads learn something."""
+def test_frozen_control_with_pi1s_seed_is_pi1_exactly(tmp_path):
+    """For a frozen encoder f0 = f1 = f*: with pi1's seed for the new head, pi0->1 is pi1 bit for bit
+    (the same features through frozen_run, the same head training), so every D_i is 0 and H0 stands.
+    Also runs on datasets given to run_vat instead of collecting."""
     from vfmbench.data.collection import CollectConfig, collect
 
-    data = {t: str(collect(CollectConfig(task=t, episodes=20, action_noise=0.3), tmp_path / t, progress=False).root)
+    data = {t: str(collect(CollectConfig(task=t, episodes=3), tmp_path / t, progress=False).root)
             for t in ("fetch_reach_red", "fetch_reach_blue")}
-    config = VatConfig(encoders=["imagenet_efficientnet_lite0"], datasets=data, environments=10,
-                       episodes_per_environment=2, steps=300, device="cpu", cache_dir=str(tmp_path / "cache"))
+    config = VatConfig(encoders=["imagenet_efficientnet_lite0"], datasets=data, environments=2,
+                       episodes_per_environment=2, steps=20, swap_seed=0, device="cpu",
+                       cache_dir=str(tmp_path / "cache"))
     record = run_vat(config, tmp_path / "out", progress=False)
     row = record.rows[0]
-    assert not row.trainable and not row.test.reject, record.markdown()
-    assert record.datasets == data
+    assert record.datasets == data and not (tmp_path / "out" / "data").exists()
+    assert not row.trainable and row.pi01.seed == row.pi1.seed == 0
+    assert row.pi01.environment_success == row.pi1.environment_success
+    assert row.test.mean_d == 0.0 and row.test.t == -math.inf and not row.test.reject
