@@ -180,10 +180,10 @@ def test_frozen_control_with_pi1s_seed_is_pi1_exactly(tmp_path):
     Also runs on datasets given to run_vat instead of collecting."""
     from vfmbench.data.collection import CollectConfig, collect
 
-    data = {t: str(collect(CollectConfig(task=t, episodes=3), tmp_path / t, progress=False).root)
+    data = {t: str(collect(CollectConfig(task=t, episodes=2), tmp_path / t, progress=False).root)
             for t in ("fetch_reach_red", "fetch_reach_blue")}
     config = VatConfig(encoders=["imagenet_efficientnet_lite0"], datasets=data, environments=2,
-                       episodes_per_environment=2, steps=20, swap_seed=0, device="cpu",
+                       episodes_per_environment=1, steps=20, swap_seed=0, device="cpu",
                        cache_dir=str(tmp_path / "cache"))
     record = run_vat(config, tmp_path / "out", progress=False)
     row = record.rows[0]

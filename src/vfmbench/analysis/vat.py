@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -386,9 +387,11 @@ def run_vat(config: VatConfig, out: str | Path, progress: bool = True) -> VatRec
     and reads finished ones (and their evaluations) back. Raises ConfigError / UnknownNameError
     for bad settings before any work, DatasetError for a dataset of another task."""
     from vfmbench.data.collection import CollectConfig, collect, open_dataset
+    from vfmbench.training import resolve_device
     from vfmbench.utils.io import write_json_atomic
 
     config.validate()
+    resolve_device(config.device)  # a device this machine lacks fails before any work
     t0 = time.time()
     out = Path(out)
     datasets: dict[str, str] = {}
@@ -407,7 +410,7 @@ def run_vat(config: VatConfig, out: str | Path, progress: bool = True) -> VatRec
               "steps": config.steps, "trainable_steps": config.trainable_steps,
               "batch_size": _method_config(config, False).get("batch_size"),
               "trainable_batch_size": _method_config(config, True).get("batch_size"),
-              "device": config.device}
+              "device": str(resolve_device(config.device))}
     record = VatRecord(task0=config.task0, task1=config.task1, method=config.method,
                        environments=config.environments, episodes_per_environment=config.episodes_per_environment,
                        eval_seed=config.eval_seed, delta=config.delta, alpha=config.alpha, datasets=datasets,
@@ -481,8 +484,6 @@ def _policy(config: VatConfig, role: str, spec: Any, dataset: str, run_dir: Path
 
 
 def _jsonable(value: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(value))
 
 
