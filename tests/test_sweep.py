@@ -196,3 +196,12 @@ def test_kill_9_mid_sweep_then_a_rerun_finishes_only_what_was_missing(reach_data
     assert app(args) == 0  # a third run has nothing to do
     with RunsIndex(db) as index:
         assert [r.finished for r in index.rows()] == [after[s].finished for s in sorted(after)]
+
+
+def test_ray_executor_without_ray_names_the_extra(monkeypatch):
+    from vfmbench.experiments.executors import make_executor
+    from vfmbench.utils.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(MissingDependencyError, match=r"vfmbench\[ray\]"):
+        make_executor("ray")
