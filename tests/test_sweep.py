@@ -205,3 +205,18 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     with pytest.raises(MissingDependencyError, match=r"vfmbench\[ray\]"):
         make_executor("ray")
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_sweep_command_on_ray_runs_real_jobs(reach_dataset, tmp_path, capsys):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'vfmbench[ray]'")
+    grid, db = _tiny_grid_file(tmp_path, reach_dataset.root, [0, 1]), str(tmp_path / "runs.sqlite")
+    args = ["sweep", "--config", str(grid), "--out", str(tmp_path / "sweep"), "--index", db, "--executor", "ray",
+            "--workers", "2", "--no-progress"]
+    assert app(args) == 0
+    assert "tiny: 2 done; ran 2 job(s)" in capsys.readouterr().out
+    with RunsIndex(db) as index:
+        rows = index.rows()
+        assert [r.status for r in rows] == ["done", "done"] and all(r.record().evaluation.episodes == 2 for r in rows)
+    assert app(args) == 0 and "ran 0 job(s)" in capsys.readouterr().out  # nothing left to do
