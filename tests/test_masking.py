@@ -339,6 +339,40 @@ def test_samg_wrapper_segments_with_a_tiny_sam(tmp_path, fetch_frames):
     assert model.weights.sum().item() == pytest.approx(1.0) and not torch.equal(model.weights, torch.full((3,), 1 / 3))
 
 
+def test_lockstep_environments_segment_their_frames_in_one_call():
+    """reset_all / step_all (what evaluation uses) segment every environment's frame in one
+    segmenter call per step and give exactly what stepping each environment alone gives, with
+    frame stacks after the mask and each environment's own ground truth (the oracle reads it from
+    its task). SAM-G itself is exact only up to float ties: its batched and single similarity maps
+    differ by ~1e-7, which can move a prompt between two equally similar cells."""
+    from vfmbench.tasks import make_task
+    from vfmbench.tasks.wrappers import reset_all, step_all
+
+    w = [{"name": "samg", "options": {"segmenter": "oracle"}}, {"name": "frame_stack", "options": {"frames": 2}}]
+    seeds, steps = [1000, 1001, 1002], 3
+    actions = np.random.default_rng(0).uniform(-1, 1, (steps, len(seeds), 4)).astype(np.float32)
+    envs = [make_task("fetch_push", wrappers=w) for _ in seeds]
+    alone = [make_task("fetch_push", wrappers=w) for _ in seeds]
+    segmenter = envs[0].task.segmenter
+    calls = []
+    segment = segmenter.segment
+    segmenter.segment = lambda frames, truth=None: calls.append(len(frames)) or segment(frames, truth)
+    try:
+        batched = [reset_all(envs, seeds)] + [[r.observation for r in step_all(envs, a)] for a in actions]
+        assert calls == [3] * (steps + 1)
+        single = [[e.reset(s) for e, s in zip(alone, seeds)]]
+        single += [[e.step(x).observation for e, x in zip(alone, a)] for a in actions]
+    finally:
+        segmenter.segment = segment
+        for e in envs + alone:
+            e.close()
+    for t, (b_obs, s_obs) in enumerate(zip(batched, single)):
+        for b, s, env in zip(b_obs, s_obs, envs):
+            assert b["pixels"].shape == (84, 84, 6)
+            assert np.array_equal(b["pixels"], s["pixels"]) and np.array_equal(b["segmentation"], s["segmentation"])
+        assert not np.array_equal(b_obs[0]["segmentation"], b_obs[1]["segmentation"])  # each its own truth
+
+
 def test_mask_quality_metrics():
     from vfmbench.masking.quality import boundary_f, iou
 

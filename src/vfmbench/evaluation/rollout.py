@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vfmbench.tasks import Task, TaskConfig, make_task
+from vfmbench.tasks.wrappers import reset_all, step_all
 from vfmbench.agents import Agent
 from vfmbench.utils.config import from_dict
 from vfmbench.utils.errors import ConfigError
@@ -61,7 +62,8 @@ def evaluate(
 ) -> EvalResult:
     """Roll out `agent` for `episodes` episodes with seeds ``seed, seed+1, ...``, `n_envs`
     task instances in lockstep, the agent acting on all of them in one batched call on the
-    device its parameters are on.
+    device its parameters are on; observation wrappers shared by all environments (SAM-G's
+    ``samg``) process the batch's frames at once (`reset_all` / `step_all`).
 
     `video` writes a GIF of the first batch (up to 4 environments side by side). Pass `envs`
     to reuse task instances across calls (they must match `task`/`task_config`). `shift` (with
@@ -99,7 +101,7 @@ def evaluate(
         for start in range(0, episodes, len(envs)):
             batch_seeds = seeds[start : start + len(envs)]
             active = envs[: len(batch_seeds)]
-            obs = [env.reset(s) for env, s in zip(active, batch_seeds)]
+            obs = reset_all(active, batch_seeds)
             b = len(active)
             agent.reset(b, batch_seeds)
             done_any = np.zeros(b, bool)
@@ -110,7 +112,7 @@ def evaluate(
                 if record:
                     frames.append(np.concatenate([o["pixels"] for o in obs[:4]], axis=1))
                 actions = agent.act({k: np.stack([o[k] for o in obs]) for k in keys})
-                steps = [env.step(a) for env, a in zip(active, actions)]
+                steps = step_all(active, actions)
                 obs = [s.observation for s in steps]
                 last = np.array([s.success for s in steps])
                 total += [s.reward for s in steps]

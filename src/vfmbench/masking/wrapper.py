@@ -15,6 +15,7 @@ one model). Importing this module does not import torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -85,24 +86,33 @@ class SamGWrapper(ObservationWrapper):
         self.opts: SamGWrapperOptions = WRAPPERS.get(config.name).options(config.options)
         self.segmenter = shared_segmenter(self.opts.segmenter, self.opts.segmenter_options(), getattr(task, "name", None))
 
-    def _mask(self, pixels: np.ndarray, truth: Any) -> np.ndarray:
-        if pixels.shape[-1] != 3:
+    def _masks(self, wrappers: Sequence["SamGWrapper"], pixels: list[np.ndarray], truths: list[Any]) -> np.ndarray:
+        """Masks ``[B, H, W]`` (bool) of one frame per wrapper, in one segmenter call."""
+        if pixels[0].shape[-1] != 3:
             raise ConfigError("wrapper samg masks single RGB frames: put it before frame_stack in task_config.wrappers")
-        if self.segmenter.needs_truth and truth is None:
-            truth = self.task.mask()
-        return self.segmenter.segment(pixels[None], None if truth is None else np.asarray(truth)[None])[0]
+        truth = None
+        if self.segmenter.needs_truth:
+            truth = np.stack([w.task.mask() if t is None else np.asarray(t) for w, t in zip(wrappers, truths)])
+        return self.segmenter.segment(np.stack(pixels), truth)
 
     def observation(self, obs: Observation) -> Observation:
-        out = dict(obs)
-        mask = self._mask(obs["pixels"], obs.get("mask"))
-        out["pixels"] = np.where(mask[..., None], obs["pixels"], np.uint8(self.opts.fill))
-        out["segmentation"] = mask
-        if self.opts.goal and "goal_pixels" in obs:
-            if self.segmenter.needs_truth and "goal_mask" not in obs:
+        return self.observations([self], [obs], reset=False)[0]
+
+    @classmethod
+    def observations(cls, wrappers: Sequence[ObservationWrapper], obs: Sequence[Observation],
+                     reset: bool) -> list[Observation]:
+        """All environments' frames (and goal images) segmented in one batched call."""
+        first: SamGWrapper = wrappers[0]  # type: ignore[assignment]
+        fill = np.uint8(first.opts.fill)
+        masks = first._masks(wrappers, [o["pixels"] for o in obs], [o.get("mask") for o in obs])  # type: ignore[arg-type]
+        out = [{**o, "pixels": np.where(m[..., None], o["pixels"], fill), "segmentation": m} for o, m in zip(obs, masks)]
+        if first.opts.goal and "goal_pixels" in obs[0]:
+            if first.segmenter.needs_truth and "goal_mask" not in obs[0]:
                 raise ConfigError("wrapper samg with the oracle masks goal images with their ground-truth masks: "
                                   "set task_config.masks=true (or the wrapper option goal=false)")
-            goal = self._mask(obs["goal_pixels"], obs.get("goal_mask"))
-            out["goal_pixels"] = np.where(goal[..., None], obs["goal_pixels"], np.uint8(self.opts.fill))
+            goals = first._masks(wrappers, [o["goal_pixels"] for o in obs], [o.get("goal_mask") for o in obs])  # type: ignore[arg-type]
+            for o, g in zip(out, goals):
+                o["goal_pixels"] = np.where(g[..., None], o["goal_pixels"], fill)
         return out
 
 

@@ -39,13 +39,29 @@ class ObservationWrapper(Task):
         """The wrapped observation; `obs` is the inner task's (do not modify it in place)."""
         raise NotImplementedError
 
+    def on_reset(self, obs: Observation) -> Observation:
+        """The wrapped first observation of an episode (default: `observation`)."""
+        return self.observation(obs)
+
+    def on_step(self, obs: Observation) -> Observation:
+        """The wrapped observation after a step (default: `observation`)."""
+        return self.observation(obs)
+
+    @classmethod
+    def observations(cls, wrappers: Sequence["ObservationWrapper"], obs: Sequence[Observation],
+                     reset: bool) -> list[Observation]:
+        """The wrapped observations of several environments wrapped alike (same class and options),
+        after a reset or a step. One by one here; a wrapper that runs a model (``samg``) overrides
+        this to process the whole batch at once (`reset_all` / `step_all`)."""
+        return [w.on_reset(o) if reset else w.on_step(o) for w, o in zip(wrappers, obs)]
+
     # -- the Task contract, forwarded -----------------------------------------------------------
     def reset(self, seed: int) -> Observation:
-        return self.observation(self.task.reset(seed))
+        return self.on_reset(self.task.reset(seed))
 
     def step(self, action: np.ndarray) -> StepResult:
         result = self.task.step(action)
-        return replace(result, observation=self.observation(result.observation))
+        return replace(result, observation=self.on_step(result.observation))
 
     def render(self) -> np.ndarray:
         return self.task.render()
@@ -93,6 +109,32 @@ WRAPPERS: Registry[WrapperSpec] = Registry("wrapper")
 def validate_wrapper(config: WrapperConfig) -> None:
     """Raise `UnknownNameError` / `ConfigError` if the wrapper or its options are invalid."""
     WRAPPERS.get(config.name).options(config.options)
+
+
+def _alike(envs: Sequence[Task]) -> bool:
+    first = envs[0]
+    return isinstance(first, ObservationWrapper) and all(
+        type(e) is type(first) and e.wrapper_config == first.wrapper_config for e in envs)
+
+
+def reset_all(envs: Sequence[Task], seeds: Sequence[int]) -> list[Observation]:
+    """``[env.reset(seed) ...]`` for environments stepped in lockstep, with each wrapper layer that
+    all of them share applied to the whole batch at once (`ObservationWrapper.observations`):
+    SAM-G segments B frames in one forward pass instead of B passes."""
+    if not _alike(envs):
+        return [env.reset(seed) for env, seed in zip(envs, seeds)]
+    inner = reset_all([e.task for e in envs], seeds)  # type: ignore[attr-defined]
+    return type(envs[0]).observations(envs, inner, reset=True)  # type: ignore[attr-defined]
+
+
+def step_all(envs: Sequence[Task], actions: Sequence[np.ndarray]) -> list[StepResult]:
+    """``[env.step(action) ...]`` for environments stepped in lockstep, batching shared wrapper
+    layers as `reset_all` does. The results equal stepping each environment alone."""
+    if not _alike(envs):
+        return [env.step(a) for env, a in zip(envs, actions)]
+    inner = step_all([e.task for e in envs], actions)  # type: ignore[attr-defined]
+    obs = type(envs[0]).observations(envs, [r.observation for r in inner], reset=False)  # type: ignore[attr-defined]
+    return [replace(r, observation=o) for r, o in zip(inner, obs)]
 
 
 def apply_wrappers(task: Task, wrappers: Sequence[WrapperConfig]) -> Task:
@@ -162,15 +204,13 @@ class FrameStackWrapper(ObservationWrapper):
         self.opts: FrameStackOptions = WRAPPERS.get(config.name).options(config.options)
         self._frames: list[np.ndarray] = []
 
-    def reset(self, seed: int) -> Observation:
-        obs = self.task.reset(seed)
+    def on_reset(self, obs: Observation) -> Observation:
         self._frames = [obs["pixels"]] * self.opts.frames
         return self._stacked(obs)
 
-    def step(self, action: np.ndarray) -> StepResult:
-        result = self.task.step(action)
-        self._frames = [*self._frames[1:], result.observation["pixels"]]
-        return replace(result, observation=self._stacked(result.observation))
+    def on_step(self, obs: Observation) -> Observation:
+        self._frames = [*self._frames[1:], obs["pixels"]]
+        return self._stacked(obs)
 
     def _stacked(self, obs: Observation) -> Observation:
         return {**obs, "pixels": np.concatenate(self._frames, axis=-1)}
