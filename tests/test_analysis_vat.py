@@ -12,7 +12,6 @@ import torch
 
 from vfmbench.analysis.vat import (
     SCHEMA,
-    FrozenRunEncoder,
     VatConfig,
     VatRecord,
     environment_rates,
@@ -20,6 +19,7 @@ from vfmbench.analysis.vat import (
     vat_ttest,
 )
 from vfmbench.cli import app
+from vfmbench.training import FrozenRunEncoder
 from vfmbench.utils.errors import ConfigError, DatasetError, VfmbenchError
 
 # paper 001 eq. 4-7 by hand on 5 environments: D = |Y - X|

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm

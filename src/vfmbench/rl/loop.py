@@ -18,7 +18,6 @@ in lockstep with one batched forward pass.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import time
