@@ -7,7 +7,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="an HTML report (tables, plots, analyses) from runs in the index",
-                       description="Render the done jobs the filters select (mean ± std, 95%% CI and training "
+                       description="Render the done jobs the filters select (mean ± std, 95% CI and training "
                                    "budget per row, success and robustness plots) and analysis records into "
                                    "DIR/index.html and DIR/report.md. See docs/sweeps.md.")
     p.add_argument("--runs", nargs="*", default=[], metavar="KEY=VALUE",
