@@ -217,7 +217,7 @@ def test_record_round_trip_and_bad_records():
                 figures=["saliency.png"])
     record = SaliencyRecord.from_dict(data)
     assert SaliencyRecord.from_dict(record.to_dict()) == record
-    assert "0.40 of the saliency on 0.10 of the frame" in record.markdown() and "saliency.png" in record.markdown()
+    assert "0.40 of the saliency on 0.10 of the frame" in record.markdown()
     with pytest.raises(DatasetError, match="not a saliency record"):
         SaliencyRecord.from_dict({**data, "schema": "vfmbench.analysis.vat/1"})
     with pytest.raises(DatasetError, match="lacks frames"):

@@ -57,3 +57,27 @@ def test_welch_test_against_a_constant_best_row_gives_scipys_p_without_a_warning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert round(float(stats.ttest_ind(x, best, equal_var=False).pvalue), 3) == 0.003
+
+
+def test_demo_report_includes_analysis_records_found_under_its_folder(tmp_path):
+    """`vfmbench analyze ... --out DEMO/analysis/NAME`: the demo's report.md shows each record's
+    table and figures (paths relative to the report); a damaged record is named, not fatal."""
+    import json
+
+    from vfmbench.reports.tables import _analysis_lines
+
+    assert _analysis_lines(tmp_path) == []
+    good = tmp_path / "analysis" / "sal"
+    good.mkdir(parents=True)
+    (good / "saliency.json").write_text(json.dumps(dict(
+        schema="vfmbench.analysis.saliency/1", run="r", checkpoint_step=2, task="fetch_reach", encoder="e2e_cnn",
+        trainable=True, method="bc", target="norm", episodes=1, seeds=[1], every=5, frames=2, frame_size=[32, 32],
+        input_size=[32, 32], successes=[False], terms={"conv": 5}, spatial_terms=5, completeness_gap=0.1,
+        output_mean=0.3, mask_mass=0.4, mask_area=0.1, seconds=1.0, figures=["saliency.png"])))
+    bad = tmp_path / "analysis" / "broken"
+    bad.mkdir()
+    (bad / "phid.json").write_text('{"schema": "vfmbench.analysis.phid/1", "tas')
+    text = "\n".join(_analysis_lines(tmp_path))
+    assert "## Analyses" in text and "0.40 of the saliency on 0.10 of the frame" in text
+    assert "![saliency.png](analysis/sal/saliency.png)" in text
+    assert "analysis/broken/phid.json`: not included" in text

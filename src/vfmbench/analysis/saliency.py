@@ -497,7 +497,7 @@ class SaliencyRecord:
         return asdict(self)
 
     def markdown(self) -> str:
-        """A short table and the figures, for reports."""
+        """A short table, for reports (which place `figures` themselves)."""
         focus = ("-" if self.mask_mass is None else
                  f"{self.mask_mass:.2f} of the saliency on {self.mask_area:.2f} of the frame")
         rows = [
@@ -512,9 +512,7 @@ class SaliencyRecord:
             ("completeness gap", f"{self.completeness_gap:.3g} (median |f - sum| / |f|)"),
             ("on task parts", focus),
         ]
-        lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
-        lines += [f"\n![saliency]({f})" for f in self.figures]
-        return "\n".join(lines)
+        return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
 
 def _kinds(dec: FullGradDecomposition) -> dict[str, int]:

@@ -203,6 +203,28 @@ def write_report(doc: "DemoResults", out: Path) -> Path:
                   "the clean task (`none`), averaged over seeds.", "",
                   format_robustness(doc.robustness_summary, markdown=True), ""]
     lines += ["Per-run records are in `results.json`; run folders (configs, metrics, checkpoints) under `runs/`.", ""]
+    lines += _analysis_lines(out)
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _analysis_lines(out: Path) -> list[str]:
+    """An "Analyses" section with every analysis record under ``out/analysis/`` (`vfmbench analyze
+    ... --out OUT/analysis/NAME`): its table and figures. An unreadable record is named, not fatal."""
+    from vfmbench.analysis.records import find_records, read_record
+    from vfmbench.utils.errors import DatasetError
+
+    paths = find_records(out / "analysis") if (out / "analysis").is_dir() else []
+    if not paths:
+        return []
+    lines = ["## Analyses", ""]
+    for path in paths:
+        rel = path.parent.relative_to(out)
+        try:
+            record = read_record(path)
+        except DatasetError as exc:
+            lines += [f"`{rel / path.name}`: not included ({exc})", ""]
+            continue
+        lines += [record.markdown(), ""] + [f"![{fig}]({(rel / fig).as_posix()})" for fig in record.figures] + [""]
+    return lines
