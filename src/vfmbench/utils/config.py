@@ -77,9 +77,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "-
         if "=" not in item:
             raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. train.steps=2000")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
-        node = data
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"{source} {item!r}: {key!r} is not a key (KEY or SECTION.KEY, e.g. train.steps)")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{source} {key.strip()}: {raw!r} is not a valid YAML value ({mark}); quote "
+                              "strings with YAML's special characters and close lists, e.g. [0, 1]") from None
+        node = data
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
