@@ -22,15 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
     from pathlib import Path
 
     from vfmbench.analysis.records import find_records
-    from vfmbench.experiments.index import RunsIndex, parse_filters
+    from vfmbench.experiments.index import CorruptRowError, RunsIndex, parse_filters
     from vfmbench.reports.html import ReportInput, build_report
+    from vfmbench.reports.tables import unique_runs
     from vfmbench.utils.errors import ConfigError
 
     filters = parse_filters(args.runs)
-    with RunsIndex(args.index) as index:
+    with RunsIndex(args.index, create=False) as index:
         rows = index.rows(**filters)
     analyses = []
     for folder in args.analyses:
@@ -40,14 +42,30 @@ def _run(args: argparse.Namespace) -> int:
     if not rows and not analyses:
         raise ConfigError(f"no runs match {' '.join(args.runs) or '(no filter)'} in {index.path} and no analysis "
                           "records were given; `vfmbench runs list` shows what the index holds")
-    done = [r for r in rows if r.status == "done"]
+    notes: list[str] = []
+    done = []  # (row, record), oldest finished first, so that a newer record of the same run wins
+    for r in sorted((r for r in rows if r.status == "done"), key=lambda r: (r.finished or 0.0, r.id)):
+        try:
+            done.append((r, r.record()))
+        except CorruptRowError as exc:
+            print(f"warning: {exc}; left out of the report", file=sys.stderr)
+            notes.append(f"{exc}; left out of the report.")
+    offline = [rec for r, rec in done if r.kind == "offline"]
+    kept, dropped = unique_runs(offline)
+    if dropped:
+        ids = [str(r.id) for r, rec in done if r.kind == "offline" and any(rec is d for d in dropped)]
+        msg = (f"{len(dropped)} done row(s) record a run already counted (the same run folder, or the same task, "
+               f"encoder, method, seed and budget), so only the newest record of each run is used; left out: "
+               f"index rows {', '.join(ids)}")
+        print(f"warning: {msg}", file=sys.stderr)
+        notes.append(msg + ".")
     inp = ReportInput(
         title=args.title, filters=" ".join(args.runs),
-        runs=[r.record() for r in done if r.kind == "offline"],
-        rl_runs=[r.record() for r in done if r.kind == "rl"],
-        problems=[(r.key, r.status, (r.error or "").splitlines()[0] if r.error else "") for r in rows
-                  if r.status != "done"],
-        analyses=analyses,
+        runs=kept,
+        rl_runs=[rec for r, rec in done if r.kind == "rl"],
+        problems=[(r.sweep, r.key, r.display_status(), (r.error or "").splitlines()[0] if r.error else "")
+                  for r in rows if r.status != "done"],
+        analyses=analyses, notes=notes,
     )
     out = build_report(inp, args.out)
     print(f"report: {out.html}  markdown: {out.markdown}  ({len(inp.runs) + len(inp.rl_runs)} runs, "

@@ -49,7 +49,7 @@ def _list(args: argparse.Namespace) -> int:
     from vfmbench.cli._common import print_json, print_table
     from vfmbench.experiments.index import RunsIndex
 
-    with RunsIndex(args.index) as index:
+    with RunsIndex(args.index, create=False) as index:
         rows = [r.summary() for r in index.rows(**_filters(args))]
     if args.json:
         print_json(rows)
@@ -60,18 +60,33 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from vfmbench.cli._common import print_json
     from vfmbench.experiments.index import RunsIndex
 
-    with RunsIndex(args.index) as index:
+    with RunsIndex(args.index, create=False) as index:
         row = index.get(args.ref)
-    doc = {**row.summary(), "spec_hash": row.spec_hash, "spec": json.loads(row.spec_json),
-           "record": json.loads(row.record_json) if row.record_json else None}
+    problems = []
+
+    def parse(column: str, text: str | None):
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            problems.append(f"index row {row.id} ({row.key}): its {column} is not valid JSON ({exc}); "
+                            f"remove the row with `vfmbench runs rm {row.id}` (a sweep reruns the job)")
+            return None
+
+    doc = {**row.summary(), "spec_hash": row.spec_hash, "spec": parse("spec", row.spec_json),
+           "record": parse("record", row.record_json)}
     error = doc.pop("error")
     print_json(doc)
     if error:
         print(f"\nerror:\n{error}")
+    for line in problems:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -85,7 +100,7 @@ def _rm(args: argparse.Namespace) -> int:
     filters = _filters(args)
     if not args.refs and not filters:
         raise ConfigError("name the rows to remove: ids, hash prefixes or filters (e.g. --sweep NAME --status failed)")
-    with RunsIndex(args.index) as index:
+    with RunsIndex(args.index, create=False) as index:
         rows = [index.get(ref) for ref in args.refs] if args.refs else index.rows(**filters)
         live = [r for r in rows if r.status == "running" and r.host == platform.node() and r.pid and pid_alive(r.pid)]
         if live and not args.force:

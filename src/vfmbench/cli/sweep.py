@@ -59,7 +59,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.action == "presets":
         return _presets(args)
-    if (args.config is None) == (args.preset is None):
+    if args.config is not None and args.preset is not None:
+        raise ConfigError("--config and --preset are exclusive: give one grid, either --config GRID.yaml or "
+                          "--preset NAME (add changes to either with --set KEY=VALUE)")
+    if args.config is None and args.preset is None:
         raise ConfigError("give the grid: --config GRID.yaml or --preset NAME (vfmbench sweep presets lists them)")
     if args.out is None:
         raise ConfigError("give the sweep folder: --out DIR")
@@ -99,7 +102,7 @@ def _print_result(result, index_path) -> None:
     bad = [r for r in result.rows if r.status != "done"]
     if bad:
         print("\njobs not done:")
-        print_table([{"id": r.id, "job": r.key, "status": r.status,
+        print_table([{"id": r.id, "job": r.key, "status": r.display_status(),
                       "error": (r.error or "").splitlines()[0] if r.error else "-"} for r in bad],
                     ["id", "job", "status", "error"])
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())

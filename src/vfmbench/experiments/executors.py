@@ -273,6 +273,28 @@ def run_jobs(jobs: Sequence[GridJob], index: RunsIndex, executor: Executor, prog
             index.release(list(in_flight), "interrupted: its sweep stopped before it finished")
 
 
+def _warn_replaced(jobs: Sequence[GridJob], index: RunsIndex, log: Callable[[str], None]) -> None:
+    """Say when rows of another spec (e.g. the grid changed) already own some of these jobs' run
+    folders: this spec's jobs use them too, and `report` counts a folder once (the newest record)."""
+    import json
+
+    mine = {str(Path(j.spec.out).resolve()): j.spec_hash for j in jobs}
+    other = []
+    for row in index.rows(sweep=list({j.sweep for j in jobs})):
+        if row.spec_hash in mine.values():
+            continue
+        try:
+            out = json.loads(row.spec_json).get("out")
+        except (ValueError, AttributeError):
+            continue
+        if out is not None and str(Path(out).resolve()) in mine:
+            other.append(row.id)
+    if other:
+        log(f"[sweep] {len(other)} run folder(s) of this grid hold a run of another spec (index rows "
+            f"{', '.join(map(str, other[:10]))}{', ...' if len(other) > 10 else ''}); this spec's jobs use the "
+            "same folders, and a report counts each folder once (its newest record)")
+
+
 @dataclass
 class SweepResult:
     """What a sweep ended with: its jobs (in grid order) and their index rows."""
@@ -284,8 +306,8 @@ class SweepResult:
     seconds: float
 
     def records(self) -> list[Any]:
-        """Typed records of the done jobs, in grid order."""
-        return [r.record() for r in self.rows if r.status == "done"]
+        """Typed records of the done jobs, in grid order (a row whose record is unreadable is left out)."""
+        return [r.record() for r in self.rows if r.status == "done" and r.record_error() is None]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -300,7 +322,7 @@ def run_sweep(grid: GridSpec, out: str | Path, index: RunsIndex, executor: Execu
               on_outcome: Callable[[JobOutcome], None] | None = None) -> SweepResult:
     """Run `grid` into `out`: check what it needs (before any work), collect its data, expand it,
     add its jobs to `index` and run the pending ones (stale ones, whose sweep died, included;
-    failed ones too with `retry_failed`). Done jobs are never rerun; a rerun of the same command
+    done ones whose stored record is unreadable too; failed ones with `retry_failed`). Done jobs are never rerun; a rerun of the same command
     finishes only what is missing. Raises `ConfigError` when the grid cannot run here."""
     t0 = time.time()
     out = Path(out)
@@ -314,6 +336,9 @@ def run_sweep(grid: GridSpec, out: str | Path, index: RunsIndex, executor: Execu
     stale = index.release_stale()
     if stale:
         log(f"[sweep] {len(stale)} job(s) left running by a sweep that ended are pending again")
+    _warn_replaced(jobs, index, log)
+    for row in index.reset_unreadable(hashes):
+        log(f"[sweep] index row {row.id} ({row.key}) was done but its record is unreadable; it runs again")
     if retry_failed:
         index.retry_failed(hashes)
     rows = {r.spec_hash: r for r in index.rows(hashes)}

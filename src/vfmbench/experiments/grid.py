@@ -126,21 +126,33 @@ class GridSpec:
         from vfmbench.tasks import get_task_spec
         from vfmbench.tasks.shifts import get_shift_spec
 
+        from vfmbench.utils.errors import UnknownNameError, VfmbenchError
+
+        def check(key: str, values: list[Any], lookup: Callable[[Any], Any]) -> None:
+            """`lookup` each value; an unknown one raises naming its key, e.g. axes.encoders[1]."""
+            for i, value in enumerate(values):
+                try:
+                    lookup(value)
+                except UnknownNameError as exc:
+                    raise ConfigError(f"{key}[{i}]: {exc}") from None
+                except VfmbenchError as exc:
+                    if str(exc).startswith(key):
+                        raise
+                    raise ConfigError(f"{key}[{i}] {value!r}: {exc}") from None
+
         a = self.axes
         for key in ("tasks", "encoders", "methods", "masks", "seeds"):
             if not getattr(a, key):
-                raise ConfigError(f"grid {self.name!r}: axes.{key} is empty; give at least one value")
-        for task in a.tasks:
-            get_task_spec(task)
-        for name in a.shifts:
-            get_shift_spec(name)
+                raise ConfigError(f"axes.{key} is empty; give at least one value")
+        check("axes.tasks", a.tasks, get_task_spec)
+        check("axes.shifts", a.shifts, get_shift_spec)
         if self.kind == "offline":
-            from vfmbench.policies import method_config
+            from vfmbench.policies import get_method_spec, method_config
 
-            for enc in a.encoders:
-                get_encoder_spec(enc)
+            check("axes.encoders", a.encoders, get_encoder_spec)
+            check("axes.methods", a.methods, get_method_spec)
             for method in a.methods:
-                method_config(method, self.method_config.get(method, {}), source=f"grid {self.name} method_config")
+                method_config(method, self.method_config.get(method, {}), source=f"method_config.{method}")
             if self.train_preset is not None:
                 from vfmbench.policies.presets import get_preset
 
@@ -148,36 +160,39 @@ class GridSpec:
                     for task in a.tasks:
                         get_preset(self.train_preset.format(method=method, task=task))
         else:
-            for agent in a.methods:
+            for i, agent in enumerate(a.methods):
                 if agent not in ("drqv2", "pieg"):
-                    raise ConfigError(f"grid {self.name!r} (kind rl): methods are agents, drqv2 or pieg; got {agent!r}")
-            for enc in a.encoders:
-                if enc not in (RL_DEFAULT_ENCODER, "conv", "state"):
-                    get_encoder_spec(enc)
+                    raise ConfigError(f"axes.methods[{i}]: unknown agent {agent!r} (kind rl: methods are agents); "
+                                      "valid: drqv2, pieg")
+            check("axes.encoders", [e for e in a.encoders if e not in (RL_DEFAULT_ENCODER, "conv", "state")],
+                  get_encoder_spec)
         for name in self.encoder_options:
             if name not in a.encoders:
-                raise ConfigError(f"grid {self.name!r}: encoder_options names {name!r}, which is not in axes.encoders")
+                raise ConfigError(f"encoder_options.{name}: {name!r} is not in axes.encoders")
         for name in self.method_config:
             if name not in a.methods:
-                raise ConfigError(f"grid {self.name!r}: method_config names {name!r}, which is not in axes.methods")
+                raise ConfigError(f"method_config.{name}: {name!r} is not in axes.methods")
         for i, pattern in enumerate(self.exclude):
             unknown = sorted(set(pattern) - set(AXES))
             if unknown or not pattern:
-                raise ConfigError(f"grid {self.name!r}: exclude[{i}] must map some of {', '.join(AXES)} to values, "
+                raise ConfigError(f"exclude[{i}]: must map some of {', '.join(AXES)} to values, "
                                   f"got {pattern!r}")
         if self.eval.episodes < 1 or self.eval.envs < 1:
-            raise ConfigError(f"grid {self.name!r}: eval.episodes and eval.envs must be at least 1")
+            raise ConfigError(f"eval: eval.episodes and eval.envs must be at least 1")
         fields = {"task", "method", "encoder", "seed", "mask"}
         try:
             self.run_names.format(task="t", method="m", encoder="e", seed=0, mask="")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"grid {self.name!r}: run_names {self.run_names!r} may use only "
+            raise ConfigError(f"run_names: {self.run_names!r} may use only "
                               f"{{{'}, {'.join(sorted(fields))}}}: {exc}") from None
-        for mask in a.masks:
-            if mask != "none":
-                from vfmbench.masking.segmenters import SEGMENTERS
+        from vfmbench.masking.segmenters import SEGMENTERS
 
-                SEGMENTERS.get(mask)
+        for i, mask in enumerate(a.masks):
+            if mask != "none":
+                try:
+                    SEGMENTERS.get(mask)
+                except UnknownNameError as exc:
+                    raise ConfigError(f"axes.masks[{i}]: {exc} (or none)") from None
 
     def encoders(self) -> list[str]:
         """The encoder axis, with installed foundation encoders when `include_installed`."""

@@ -29,6 +29,7 @@ from vfmbench.utils.errors import ConfigError
 from vfmbench.utils.io import pid_alive
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = 0x76666D62  # "vfmb": PRAGMA application_id of every runs index
 STATUSES = ("pending", "running", "done", "failed")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -93,19 +94,49 @@ class IndexRow:
     pid: int | None
     attempts: int
 
+    def _load(self, column: str, text: str, build: Any) -> Any:
+        """`build(parsed JSON)`; a corrupt column raises one-line `CorruptRowError` naming the row and the fix."""
+        try:
+            return build(json.loads(text))
+        except (ValueError, TypeError, KeyError) as exc:  # JSONDecodeError, ConfigError, a wrong shape
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CorruptRowError(f"index row {self.id} ({self.key}): its {column} is unreadable ({msg}); "
+                                  f"remove the row with `vfmbench runs rm {self.id}` (a sweep reruns the job)") from None
+
     def spec(self) -> Any:
-        """The job's spec (`JobSpec` or `RLJobSpec`)."""
+        """The job's spec (`JobSpec` or `RLJobSpec`); `CorruptRowError` if the stored spec is unreadable."""
         from vfmbench.experiments.grid import spec_from_json
 
-        return spec_from_json(self.kind, json.loads(self.spec_json), source=f"index row {self.id} spec")
+        return self._load("spec", self.spec_json,
+                          lambda d: spec_from_json(self.kind, d, source=f"index row {self.id} spec"))
 
     def record(self) -> Any | None:
-        """The job's typed record (`RunRecord` or `RLRunRecord`); None unless done."""
+        """The job's typed record (`RunRecord` or `RLRunRecord`); None unless done; `CorruptRowError`
+        (one line naming the row id and `vfmbench runs rm ID`) if the stored record is unreadable."""
         from vfmbench.experiments.grid import record_from_json
 
         if self.record_json is None:
             return None
-        return record_from_json(self.kind, json.loads(self.record_json), source=f"index row {self.id} record")
+        return self._load("record", self.record_json,
+                          lambda d: record_from_json(self.kind, d, source=f"index row {self.id} record"))
+
+    def record_error(self) -> str | None:
+        """None if the record is absent or readable, else the `CorruptRowError` line."""
+        try:
+            self.record()
+        except CorruptRowError as exc:
+            return str(exc)
+        return None
+
+    @property
+    def stale(self) -> bool:
+        """A running row of this host whose owner process is gone (its sweep was killed or crashed)."""
+        return (self.status == "running" and self.host == platform.node()
+                and (self.pid is None or not pid_alive(self.pid)))
+
+    def display_status(self) -> str:
+        """`status`, or ``running (stale: owner pid N gone)`` for a stale row (the next sweep reruns it)."""
+        return f"running (stale: owner pid {self.pid} gone)" if self.stale else self.status
 
     def summary(self) -> dict[str, Any]:
         """The row without its JSON columns, times as ISO strings (what `vfmbench runs list` shows)."""
@@ -114,28 +145,64 @@ class IndexRow:
             d[k] = None if d[k] is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(d[k]))
         d["seconds"] = None if d["seconds"] is None else round(d["seconds"], 1)
         d["hash"] = self.spec_hash[:12]
+        d["status"] = self.display_status()
         return d
 
 
-class RunsIndex:
-    """The index file at `path` (created with its schema if absent). One object per process:
-    it holds a connection and is not picklable."""
+class CorruptRowError(ConfigError):
+    """A row's stored spec or record JSON cannot be read back."""
 
-    def __init__(self, path: str | Path | None = None):
+
+class RunsIndex:
+    """The index file at `path`. One object per process: it holds a connection and is not picklable.
+
+    `create=True` (sweeps) makes the file with its schema if absent; `create=False` (``runs``,
+    ``report``) refuses a missing file and writes nothing to open it. Either way an existing file
+    must be a vfmbench index (`APPLICATION_ID`, or a version-1 index with its ``jobs`` table) or an
+    empty database (create only): any other SQLite file is refused untouched."""
+
+    def __init__(self, path: str | Path | None = None, create: bool = True):
         self.path = Path(path) if path is not None else default_index_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not self.path.is_file():
+            raise ConfigError(f"index {self.path} does not exist; run a sweep first or pass --index")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+            self._db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
+            kind = self._identify()  # reads only: nothing is written to a file that is not ours
+            if kind == "empty" and not create:
+                raise ConfigError(f"{self.path} is an empty database, not a vfmbench runs index; "
+                                  "run a sweep first or pass --index")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a commit survives a process crash
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise ConfigError(f"{self.path}: runs index schema {version}, this vfmbench reads "
-                                  f"{SCHEMA_VERSION}; use another --index")
-            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            if kind != "current":
+                self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION}; "
+                                       f"PRAGMA application_id={APPLICATION_ID}; COMMIT;")
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{self.path} is not a usable runs index ({exc}); pass another --index") from exc
+
+    def _identify(self) -> str:
+        """``current`` (a vfmbench index), ``legacy`` (a version-1 index made before `APPLICATION_ID`),
+        ``empty`` (no tables: ours to initialise); `ConfigError` for anything else."""
+        app = self._db.execute("PRAGMA application_id").fetchone()[0]
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if app == APPLICATION_ID:
+            if version != SCHEMA_VERSION:
+                raise ConfigError(f"{self.path}: runs index schema {version}, this vfmbench reads "
+                                  f"{SCHEMA_VERSION}; use another --index")
+            return "current"
+        if app == 0 and version == 0 and not tables:
+            return "empty"
+        if app == 0 and version == SCHEMA_VERSION and "jobs" in tables:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            if {"spec_hash", "sweep", "status", "spec_json", "record_json"} <= cols:
+                return "legacy"
+        raise ConfigError(f"{self.path} is not a vfmbench runs index (another program's SQLite database: "
+                          f"application_id {app}, tables {', '.join(sorted(tables)) or 'none'}); it was left "
+                          "untouched; pass another --index")
 
     def close(self) -> None:
         self._db.close()
@@ -267,6 +334,15 @@ class RunsIndex:
         if len(rows) != 1:
             raise ConfigError(f"{ref!r} matches {len(rows)} rows of {self.path}; `vfmbench runs list` shows ids")
         return rows[0]
+
+    def reset_unreadable(self, spec_hashes: Iterable[str]) -> list[IndexRow]:
+        """Done rows among `spec_hashes` whose record cannot be read back go back to pending (the job
+        reruns; nothing readable is lost); returns them, as they were."""
+        bad = [r for r in self.rows(spec_hashes, status="done") if r.record_error() is not None]
+        with self._write() as db:
+            db.executemany("UPDATE jobs SET status='pending', record_json=NULL, error=? WHERE id=? AND status='done'",
+                           [(f"its record was unreadable and is run again: {r.record_error()}", r.id) for r in bad])
+        return bad
 
     def counts(self, spec_hashes: Iterable[str] | None = None) -> dict[str, int]:
         """Jobs per status (every status present, 0 when none)."""

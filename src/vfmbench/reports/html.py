@@ -43,13 +43,15 @@ class AnalysisSection:
 @dataclass
 class ReportInput:
     """Everything a report shows. `runs`: offline `RunRecord`s; `rl_runs`: `RLRunRecord`s;
-    `problems`: (job key, status, first error line) of jobs not done; `filters`: how the runs were chosen."""
+    `problems`: (sweep, job key, status, first error line) of jobs not done; `filters`: how the runs were
+    chosen; `notes`: warnings shown at the top (runs left out, unreadable records)."""
 
     title: str
     runs: list[Any] = field(default_factory=list)
     rl_runs: list[Any] = field(default_factory=list)
-    problems: list[tuple[str, str, str]] = field(default_factory=list)
+    problems: list[tuple[str, str, str, str]] = field(default_factory=list)
     filters: str = ""
+    notes: list[str] = field(default_factory=list)
     analyses: list[Path] = field(default_factory=list)  # analysis record files (find_records)
 
 
@@ -77,10 +79,13 @@ code { background: #f5f5f5; padding: 0 0.2em; }
 <h1>{{ title }}</h1>
 <p class="note">Generated {{ created }}{% if filters %}; runs: <code>{{ filters }}</code>{% endif %};
 {{ n_runs }} offline run(s), {{ n_rl }} RL run(s){% if problems %}, {{ problems|length }} not done{% endif %}.</p>
-{% if summary %}
+{% for note in notes %}<p class="note"><strong>Note:</strong> {{ note }}</p>
+{% endfor %}{% if summary %}
 <h2>Success over seeds</h2>
 {{ summary }}
-<p class="note">Mean ± population std over seeds; 95% CI of the mean from Student's t; <em>vs best</em>: Welch's
+<p class="note">One row per task, encoder, method and training budget (runs of different budgets are never
+pooled; each run counts once). Mean ± population std over seeds; 95% CI of the mean from Student's t, clipped to
+[0, 1]; <em>vs best</em>: Welch's
 t-test against the best encoder of the same task and method (n.s.: p &ge; 0.05). Budget: gradient steps, batch size,
 augmentation (<em>cached</em>: frozen encoder trained on cached embeddings).</p>
 {% for fig in success_figures %}<img src="{{ fig }}" alt="success per encoder">{% endfor %}
@@ -109,6 +114,9 @@ augmentation (<em>cached</em>: frozen encoder trained on cached embeddings).</p>
 """
 
 
+_PROBLEM_HEADERS = ["sweep", "job", "status", "error"]
+
+
 def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
     """Grouped bars: mean success per encoder (groups) under each shift (bars); None without matplotlib or rows."""
     if not rows:
@@ -123,16 +131,21 @@ def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
     import numpy as np
 
     shifts = list(dict.fromkeys(r.shift for r in rows))
-    groups = list(dict.fromkeys((r.task, r.encoder, r.method) for r in rows))
-    cell = {(r.task, r.encoder, r.method, r.shift): r.success_mean for r in rows}
+    groups = list(dict.fromkeys((r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment)) for r in rows))
+    cell = {(r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment), r.shift): r.success_mean for r in rows}
     width = 0.8 / len(shifts)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(groups) + 1), 3.4))
     x = np.arange(len(groups))
     for i, shift in enumerate(shifts):
-        ax.bar(x + (i - (len(shifts) - 1) / 2) * width, [cell.get((*g, shift), np.nan) for g in groups], width,
-               label=shift)
-    ax.set_xticks(x, [f"{e}\n{m}" + (f"\n{t}" if len({g[0] for g in groups}) > 1 else "") for t, e, m in groups],
-                  fontsize=8)
+        values = [cell.get((*g, shift), np.nan) for g in groups]
+        bars = ax.bar(x + (i - (len(shifts) - 1) / 2) * width, values, width, label=shift,
+                      edgecolor="#333333", linewidth=1.0)  # the edge keeps a zero-success bar visible
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=6, padding=1)
+    several_tasks = len({g[0] for g in groups}) > 1
+    several_budgets = len({g[3] for g in groups}) > 1
+    ax.set_xticks(x, [f"{e}\n{m}" + (f"\n{t}" if several_tasks else "")
+                      + (f"\n{b[0]} steps, batch {b[1]}, {b[2]}" if several_budgets else "")
+                      for t, e, m, b in groups], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")
     ax.set_title("success under each shift (mean over seeds)", fontsize=9)
@@ -146,6 +159,26 @@ def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
 def _markdown_to_html(text: str) -> str:
     markdown_it = require("markdown_it", extra="report")
     return markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
+# analysis name (the NAME of its schema vfmbench.analysis.NAME/N) -> the title a report shows
+ANALYSIS_TITLES = {
+    "reconstruct": "Reconstruction",
+    "phid": "PHID0",
+    "vat": "Visual Alignment Testing",
+    "saliency": "FullGrad saliency",
+}
+
+
+def analysis_title(record: Any) -> str:
+    """A human title for an analysis record: its own `title` if it has one, else `ANALYSIS_TITLES`
+    by the analysis name in its schema, else that name."""
+    own = getattr(record, "title", None)
+    if isinstance(own, str) and own.strip():
+        return own.strip()
+    schema = str(getattr(record, "schema", ""))
+    name = schema.removeprefix("vfmbench.analysis.").split("/")[0]
+    return ANALYSIS_TITLES.get(name, name or schema)
 
 
 def _analysis_sections(paths: Sequence[Path], out: Path) -> list[AnalysisSection]:
@@ -164,7 +197,7 @@ def _analysis_sections(paths: Sequence[Path], out: Path) -> list[AnalysisSection
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target)
                 figures.append(str(target.relative_to(out)))
-        sections.append(AnalysisSection(title=record.schema, source=str(path), markdown=record.markdown(),
+        sections.append(AnalysisSection(title=analysis_title(record), source=str(path), markdown=record.markdown(),
                                         figures=figures))
     return sections
 
@@ -194,13 +227,13 @@ def build_report(inp: ReportInput, out: str | Path) -> ReportOutput:
 
     page = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(_TEMPLATE).render(
         title=inp.title, created=time.strftime("%Y-%m-%d %H:%M"), filters=inp.filters,
-        n_runs=len(inp.runs), n_rl=len(inp.rl_runs), problems=inp.problems,
+        n_runs=len(inp.runs), n_rl=len(inp.rl_runs), problems=inp.problems, notes=inp.notes,
         summary=Markup(_markdown_to_html(format_table(summary, markdown=True))) if summary else "",
         success_figures=[success_png.name] if success_png else [],
         robustness=Markup(_markdown_to_html(format_robustness(rob, markdown=True))) if rob else "",
         robustness_figures=[rob_png.name] if rob_png else [],
         rl_tables=[(shift, Markup(tabulate(rows, headers="keys", tablefmt="html"))) for shift, rows in rl_tables],
-        problems_table=Markup(tabulate([list(p) for p in inp.problems], headers=["job", "status", "error"],
+        problems_table=Markup(tabulate([list(p) for p in inp.problems], headers=_PROBLEM_HEADERS,
                                         tablefmt="html")),
         analyses=[{"title": s.title, "source": s.source, "html": Markup(_markdown_to_html(s.markdown)),
                    "figures": s.figures} for s in sections],
@@ -214,7 +247,7 @@ def build_report(inp: ReportInput, out: str | Path) -> ReportOutput:
 
 def _markdown(inp: ReportInput, summary, rob, success_png, rob_png, rl_tables, sections) -> str:
     lines = [f"# {inp.title}", "", f"Runs: `{inp.filters or 'all'}`; {len(inp.runs)} offline run(s), "
-             f"{len(inp.rl_runs)} RL run(s).", ""]
+             f"{len(inp.rl_runs)} RL run(s).", ""] + [f"**Note:** {n}\n" for n in inp.notes]
     if summary:
         lines += ["## Success over seeds", "", format_table(summary, markdown=True), ""]
         if success_png:
@@ -226,7 +259,7 @@ def _markdown(inp: ReportInput, summary, rob, success_png, rob_png, rl_tables, s
     for shift, rows in rl_tables:
         lines += [f"## Online RL: return under {shift}", "", tabulate(rows, headers="keys", tablefmt="pipe"), ""]
     if inp.problems:
-        lines += ["## Jobs not done", "", tabulate([list(p) for p in inp.problems], headers=["job", "status", "error"],
+        lines += ["## Jobs not done", "", tabulate([list(p) for p in inp.problems], headers=_PROBLEM_HEADERS,
                                                    tablefmt="pipe"), ""]
     for s in sections:
         lines += [f"## Analysis: {s.title}", "", s.markdown, ""] + [f"![{s.title}]({f})" for f in s.figures] + [""]

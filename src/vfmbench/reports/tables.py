@@ -1,11 +1,15 @@
 """Summaries over seeds, a plain-text/markdown table and a bar plot.
 
-Statistics: success is summarised per (task, encoder, method) over seeds by its mean, its
-population standard deviation and a 95% confidence interval of the mean from Student's t
+Statistics: success is summarised per (task, encoder, method, training budget) over seeds, the
+budget being what the table shows (gradient steps, batch size, augmentation): runs of different
+budgets are different rows, never pooled. Each run counts once (`unique_runs`: one record per run
+folder and per (task, encoder, method, seed, budget), the last given wins). A row has the mean,
+the population standard deviation and a 95% confidence interval of the mean from Student's t
 distribution (``mean ± t(0.975, n-1) · s / sqrt(n)``, s the sample standard deviation; none for a
-single seed). Within each (task, method), every row is compared with the row of the highest mean
-by Welch's two-sample t-test over seeds (scipy); ``vs_best`` says ``best``, ``n.s.`` (p >= 0.05:
-not significantly different from the best) or ``p=...`` (significantly worse).
+single seed), clipped to [0, 1] since a success rate lies there. Within each (task, method), every
+row is compared with the row of the highest mean by Welch's two-sample t-test over seeds (scipy);
+``vs_best`` says ``best``, ``n.s.`` (p >= 0.05: not significantly different from the best) or
+``p=...`` (significantly worse).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class SummaryRow:
 
 @dataclass
 class RobustnessRow:
-    """Mean success and mean drop (clean minus shifted) over seeds under one shift."""
+    """Mean success and mean drop (clean minus shifted) over seeds under one shift (per budget, like `SummaryRow`)."""
 
     task: str
     encoder: str
@@ -53,16 +57,43 @@ class RobustnessRow:
     seeds: int
     success_mean: float
     drop_mean: float
+    steps: int = 0
+    batch_size: int = 0
+    augment: str = ""
+
+
+def budget(record: RunRecord) -> tuple[int, int, str]:
+    """A run's training budget as the tables show it: (gradient steps, batch size, augmentation)."""
+    t = record.train
+    return (t.steps, t.batch_size, t.augment)
+
+
+def unique_runs(records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
+    """(kept, dropped): one record per run folder and per (task, encoder label, method, seed, budget),
+    so no run is counted twice (e.g. one folder recorded by two sweeps of different specs). Later
+    records win (give them oldest first); kept records stay in their order."""
+    seen: set = set()
+    keep = set()
+    for i in range(len(records) - 1, -1, -1):  # later records first
+        r = records[i]
+        ids = {("dir", str(Path(r.run_dir).resolve()) if r.run_dir else f"#{i}"),
+               ("run", r.task, r.encoder_label, r.method, r.seed, budget(r))}
+        if not ids & seen:
+            keep.add(i)
+        seen |= ids
+    kept = [r for i, r in enumerate(records) if i in keep]
+    dropped = [r for i, r in enumerate(records) if i not in keep]
+    return kept, dropped
 
 
 def summarize(records: Sequence[RunRecord]) -> list[SummaryRow]:
-    """Mean, standard deviation and 95% CI (over seeds) of success per (task, encoder label,
-    method), each compared with the best of its (task, method). Records without an evaluation
-    are left out."""
-    groups: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
-    for r in records:
+    """Mean, standard deviation and 95% CI (over seeds, clipped to [0, 1]) of success per (task,
+    encoder label, method, budget), each compared with the best of its (task, method). Each run
+    counts once (`unique_runs`); records without an evaluation are left out."""
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
+    for r in unique_runs(records)[0]:
         if r.evaluation is not None:
-            groups[(r.task, r.encoder_label, r.method)].append(r)
+            groups[(r.task, r.encoder_label, r.method, *budget(r))].append(r)
     successes = {key: np.array([r.evaluation.success_rate for r in rs if r.evaluation is not None], dtype=float)
                  for key, rs in groups.items()}
     best: dict[tuple[str, str], tuple[str, str, str]] = {}
@@ -72,27 +103,32 @@ def summarize(records: Sequence[RunRecord]) -> list[SummaryRow]:
             best[group] = key
     rows = []
     for key, rs in groups.items():
-        task, encoder, method = key
+        task, encoder, method = key[:3]
         s = successes[key]
         t = rs[0].train
         rows.append(SummaryRow(
             task=task, encoder=encoder, method=method, seeds=len(rs),
             success_mean=round(float(s.mean()), 4), success_std=round(float(s.std()), 4),
-            ci95=confidence_interval(s), vs_best=_vs_best(s, successes[best[(task, method)]], key == best[(task, method)]),
+            ci95=confidence_interval(s, bounds=(0.0, 1.0)), vs_best=_vs_best(s, successes[best[(task, method)]], key == best[(task, method)]),
             train_seconds_mean=round(float(np.mean([r.train.train_seconds for r in rs])), 1),
             steps=t.steps, batch_size=t.batch_size, augment=t.augment,
         ))
     return rows
 
 
-def confidence_interval(x: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
-    """Student-t interval of the mean of `x` (None for fewer than 2 values)."""
+def confidence_interval(x: np.ndarray, level: float = 0.95,
+                        bounds: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    """Student-t interval of the mean of `x` (None for fewer than 2 values), clipped to `bounds`
+    (e.g. (0, 1) for success rates) when given."""
     from scipy import stats
 
     if len(x) < 2:
         return None
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return (round(float(x.mean()) - half, 4), round(float(x.mean()) + half, 4))
+    lo, hi = float(x.mean()) - half, float(x.mean()) + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return (round(lo, 4), round(hi, 4))
 
 
 def _vs_best(x: np.ndarray, best: np.ndarray, is_best: bool) -> str:
@@ -112,32 +148,34 @@ def _vs_best(x: np.ndarray, best: np.ndarray, is_best: bool) -> str:
 
 
 def summarize_robustness(records: Sequence[RunRecord]) -> list[RobustnessRow]:
-    """Mean success and mean drop against the clean task over seeds, per (encoder, method, shift)."""
-    groups: dict[tuple[str, str, str, str], list[tuple[float, float]]] = defaultdict(list)
-    for r in records:
+    """Mean success and mean drop against the clean task over seeds, per (task, encoder, method,
+    budget, shift); each run counts once (`unique_runs`)."""
+    groups: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
+    for r in unique_runs(records)[0]:
         for s in r.robustness:
-            groups[(r.task, r.encoder_label, r.method, s.shift)].append((s.success_rate, s.drop))
+            groups[(r.task, r.encoder_label, r.method, s.shift, *budget(r))].append((s.success_rate, s.drop))
     return [
         RobustnessRow(t, e, m, s, len(v), round(float(np.mean([x[0] for x in v])), 4),
-                      round(float(np.mean([x[1] for x in v])), 4))
-        for (t, e, m, s), v in groups.items()
+                      round(float(np.mean([x[1] for x in v])), 4), steps, batch, aug)
+        for (t, e, m, s, steps, batch, aug), v in groups.items()
     ]
 
 
 def format_robustness(summary: Sequence[RobustnessRow], markdown: bool = False) -> str:
-    """One row per encoder/method, one column per shift: 'success (change against none)'."""
+    """One row per task/encoder/method/budget, one column per shift: 'success (change against none)'."""
     shifts = list(dict.fromkeys(r.shift for r in summary))
-    keys = list(dict.fromkeys((r.encoder, r.method) for r in summary))
-    cell = {(r.encoder, r.method, r.shift): r for r in summary}
+    keys = list(dict.fromkeys((r.task, r.encoder, r.method, r.steps, r.batch_size, r.augment) for r in summary))
+    cell = {(r.task, r.encoder, r.method, r.steps, r.batch_size, r.augment, r.shift): r for r in summary}
     rows = []
-    for enc, meth in keys:
+    for key in keys:
         cells = []
         for s in shifts:
-            r = cell.get((enc, meth, s))
+            r = cell.get((*key, s))
             cells.append("" if r is None else f"{r.success_mean:.2f}" + ("" if s == "none" else f" ({0.0 - r.drop_mean:+.2f})"))
-        rows.append([enc, meth, *cells])
-    return tabulate(rows, headers=["encoder", "method", *shifts], tablefmt="pipe" if markdown else "simple",
-                    disable_numparse=True)
+        task, enc, meth, steps, batch, aug = key
+        rows.append([task, enc, meth, str(steps), str(batch), aug, *cells])
+    return tabulate(rows, headers=["task", "encoder", "method", "steps", "batch", "augment", *shifts],
+                    tablefmt="pipe" if markdown else "simple", disable_numparse=True)
 
 
 def format_table(summary: Sequence[SummaryRow], markdown: bool = False) -> str:
@@ -159,11 +197,16 @@ def plot_success(summary: Sequence[SummaryRow], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    labels = [f"{r.encoder}\n{r.method}" for r in summary]
+    several = {k: len({getattr(r, k) for r in summary}) > 1 for k in ("task", "steps", "batch_size", "augment")}
+    labels = [f"{r.encoder}\n{r.method}" + (f"\n{r.task}" if several["task"] else "")
+              + (f"\n{r.steps} steps, batch {r.batch_size}, {r.augment}"
+                 if several["steps"] or several["batch_size"] or several["augment"] else "") for r in summary]
     means = [r.success_mean for r in summary]
     stds = [r.success_std for r in summary]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels)), 3.2))
-    ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color="#4c72b0")
+    bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color="#4c72b0", edgecolor="#1f3a60",
+                  linewidth=1.5)  # the edge keeps a zero-success bar visible as a line on the axis
+    ax.bar_label(bars, labels=[f"{m:.2f}" for m in means], fontsize=7, padding=2)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")

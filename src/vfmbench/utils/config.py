@@ -14,22 +14,27 @@ from typing import Any, TypeVar
 
 import yaml
 
-from vfmbench.utils.errors import ConfigError
+from vfmbench.utils.errors import ConfigError, UnknownNameError, VfmbenchError
 
 T = TypeVar("T")
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "config") -> T:
     """Build dataclass `cls` from `data`, recursing into nested dataclass fields."""
-    data = dict(data or {})
-    if not isinstance(data, dict):
+    if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping, got {type(data).__name__}")
+    data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {source}; valid keys: {', '.join(sorted(fields))}"
         )
+    missing = [name for name, f in fields.items() if f.init and name not in data
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{source}: missing key{'s' if len(missing) > 1 else ''} "
+                          f"{', '.join(repr(m) for m in missing)}")
     hints = typing.get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, f"{source}.{name}") for name, value in data.items()}
     try:
@@ -38,7 +43,13 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "config")
         raise ConfigError(f"{source}: {exc}") from exc
     validate = getattr(obj, "validate", None)
     if callable(validate):
-        validate()
+        try:
+            validate()
+        except VfmbenchError as exc:  # name the source too, unless the message already does
+            text = str(exc)
+            if text.startswith(source) or not isinstance(exc, (ConfigError, UnknownNameError)):
+                raise
+            raise ConfigError(f"{source}: {text}") from None
     return obj
 
 
@@ -56,17 +67,47 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
     return f"{path or 'value'}: existing {a!r} vs requested {b!r}"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a mapping naming one key twice (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader reports an unhashable key itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key].line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error_line(path: Path, exc: yaml.YAMLError) -> str:
+    """One line: file, line (and column) and the problem of a YAML error."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    detail = f"{problem} ({context})" if context and context != problem else problem
+    return f"{where}: invalid YAML: {detail}"
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; errors name the file."""
+    """Read a YAML mapping; errors name the file (and the line: invalid YAML, a duplicate key)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError(_yaml_error_line(path, exc)) from None
+    if data is None:
+        return {}  # an empty file: every key at its default (a missing required key is named by from_dict)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
