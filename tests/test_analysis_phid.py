@@ -9,7 +9,17 @@ import math
 import numpy as np
 import pytest
 
-from vfmbench.analysis.phid import PhidEstimator, mst_edge_lengths, standardised_score
+from vfmbench.utils.errors import ConfigError
+
+from vfmbench.analysis.phid import (
+    PhidEstimator,
+    PhidRecord,
+    PhidResult,
+    distinct_points,
+    mst_edge_lengths,
+    pair_deltas,
+    standardised_score,
+)
 from vfmbench.cli import app
 
 
@@ -81,14 +91,27 @@ def test_cli_refuses_unknown_trainable_encoders_and_no_shift(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # refused before any collection
 
 
-def test_cli_end_to_end_on_fetch_push(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def phid_run(tmp_path_factory):
+    """The CLI on fetch_push, 3 trajectories, state and random_resnet18; returns (out, stdout, stderr)."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("phid")
+    out = root / "phid"
+    argv = ["analyze", "phid", "--encoders", "state,random_resnet18", "--task", "fetch_push", "--shift", "distractor",
+            "--trajectories", "3", "--out", str(out), "--device", "cpu", "--no-progress",
+            "--cache", str(root / "cache")]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        assert app(argv) == 0
+    return out, argv, stdout.getvalue(), stderr.getvalue()
+
+
+def test_cli_end_to_end_on_fetch_push(phid_run):
     from vfmbench.analysis.records import read_record
 
-    out = tmp_path / "phid"
-    argv = ["analyze", "phid", "--encoders", "state,random_resnet18", "--task", "fetch_push", "--shift", "distractor",
-            "--trajectories", "3", "--out", str(out), "--device", "cpu", "--no-progress"]
-    assert app(argv) == 0
-    printed = capsys.readouterr().out
+    out, _, printed, _ = phid_run
     assert "| state | 28 |" in printed
     data = json.loads((out / "phid.json").read_text())
     assert data["schema"] == "vfmbench.analysis.phid/1"
@@ -100,3 +123,73 @@ def test_cli_end_to_end_on_fetch_push(tmp_path, capsys):
     assert len(resnet.phid_clean) == 3 and all(1.0 < z < 50 for z in resnet.phid_clean)
     assert resnet.embed_dim == 512 and resnet.mean_delta > 0  # the distractor changes the pixels' embeddings
     assert "| random_resnet18 | 512 |" in record.markdown()
+
+
+def test_still_trajectories_and_non_finite_estimates_are_excluded_not_nan():
+    """Defect: one trajectory that barely moves made every PHID0* nan. Repeated points are
+    removed before the fit; a cloud with too few distinct points is nan (undefined), and such
+    pairs leave the score instead of poisoning it; identical embeddings are Delta 0 even when
+    their PHID0 is inf."""
+    rng = np.random.default_rng(0)
+    moving = _embedded(rng.uniform(size=(60, 2)), rng)
+    est = PhidEstimator(min_points=10, reruns=3)
+    # the same cloud with each point repeated (frames where nothing moved): the same estimate
+    repeated = np.concatenate([moving, moving[:30], moving + 1e-12])
+    assert len(distinct_points(repeated)) == 60
+    assert math.isclose(est.estimate(repeated, seed=0), est.estimate(moving, seed=0), rel_tol=1e-9)
+    # a still trajectory: 5 distinct poses over 60 frames -> undefined, not a number
+    still = np.repeat(moving[:5], 12, axis=0)
+    assert math.isnan(est.estimate(still, seed=0))
+    assert math.isnan(est.estimate(np.zeros((60, 4)), seed=0))
+    # pairs: non-finite ones are left out; identical embeddings give 0 even for inf/nan estimates
+    z1 = np.array([3.0, math.inf, 5.0, math.nan, math.inf])
+    z2 = np.array([3.5, 4.0, 5.0, math.nan, math.inf])
+    delta, usable = pair_deltas(z1, z2, 10, identical=[False, False, False, True, False])
+    assert usable.tolist() == [True, False, True, True, False]
+    assert delta[usable].tolist() == [0.05, 0.0, 0.0]
+    with np.errstate(all="raise"):  # no RuntimeWarning from inf - inf
+        mean, s, score = standardised_score(z1, z2, 10, identical=[False, False, False, True, False])
+    assert math.isclose(mean, 0.05 / 3) and math.isfinite(score)
+    assert standardised_score([math.inf] * 3, [math.inf] * 3, 8, identical=[True] * 3) == (0.0, 0.0, 0.0)
+    with pytest.raises(ConfigError, match="at least 2 trajectories with finite PHID0, got 1 of 3"):
+        standardised_score([1.0, math.inf, math.nan], [2.0, 3.0, 4.0], 8)
+
+
+def test_a_record_with_exclusions_says_so_in_table_and_caption(tmp_path):
+    """A score from fewer trajectories names the seeds left out; an undefined score is shown as such."""
+    est = PhidEstimator()
+    ok = PhidResult("enc_a", 8, 0.1, 0.05, 5.0, [2.0, math.inf, 3.0], [2.5, 4.0, 3.1], 1.0, excluded_seeds=[11])
+    bad = PhidResult("enc|b", 8, math.nan, math.nan, math.nan, [math.nan, math.inf, 3.0], [2.0, 4.0, 3.5], 1.0,
+                     excluded_seeds=[10, 11])
+    record = PhidRecord(task="fetch_reach", shift="distractor", trajectories=3, seed=10, estimator=est,
+                        max_state_difference=0.0, datasets={}, results=[ok, bad])
+    table = record.markdown()
+    assert "| enc_a | 8 | 2 of 3 | 2.50 | 2.80 | 0.1 | 0.05 | 5.00 |" in table
+    assert "| enc\\|b | 8 | 1 of 3 | 3.00 | 3.50 | n/a | n/a | not defined (fewer than 2 usable trajectories) |" in table
+    assert "enc_a: 1 of 3 trajectories left out (seeds 11)" in table and "nan" not in table
+    assert "enc|b: 2 of 3 trajectories left out (seeds 10, 11)" in table and "the score is not defined" in table
+    assert PhidRecord.from_dict(json.loads(json.dumps(record.to_dict()))).markdown() == table
+    from vfmbench.analysis.phid import plot_phid
+
+    frame = np.zeros((8, 8, 3), np.uint8)
+    assert plot_phid(record, frame, frame, tmp_path / "p.png").stat().st_size > 0
+
+
+def test_cli_leaves_out_a_non_finite_trajectory_with_a_warning(phid_run, tmp_path, monkeypatch, capsys):
+    """Rerun on the same trajectories and cache with trajectory 1's PHID0 forced to inf: state
+    (identical embeddings) still scores 0 from all 3; random_resnet18 scores from 2 and records seed 1."""
+    from vfmbench.analysis.records import read_record
+
+    out, argv, _, _ = phid_run
+    real = PhidEstimator.estimate
+    monkeypatch.setattr(PhidEstimator, "estimate",
+                        lambda self, points, seed=0: math.inf if seed == 1 else real(self, points, seed))
+    argv = [a if a != str(out) else str(tmp_path / "again") for a in argv] + ["--data", str(out / "trajectories")]
+    assert app(argv) == 0
+    captured = capsys.readouterr()
+    assert "warning: PHID0 random_resnet18: 1 of 3 trajectories have no finite PHID0 (seeds 1" in captured.err
+    assert "state" not in captured.err
+    state, resnet = read_record(tmp_path / "again" / "phid.json").results
+    assert state.score == 0.0 and state.excluded_seeds == [] and state.used == 3
+    assert resnet.excluded_seeds == [1] and resnet.used == 2 and math.isfinite(resnet.score) and resnet.defined
+    assert "| random_resnet18 | 512 | 2 of 3 |" in captured.out and "nan" not in captured.out

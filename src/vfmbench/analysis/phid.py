@@ -27,6 +27,7 @@ standard deviation of the ``Delta_i``.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from vfmbench.analysis.records import md_cell
 from vfmbench.utils.errors import ConfigError, DatasetError
 
 SCHEMA = "vfmbench.analysis.phid/1"
@@ -59,6 +61,26 @@ def mst_edge_lengths(points: np.ndarray) -> np.ndarray:
         return np.zeros(len(points) - 1)
     tree = minimum_spanning_tree(np.where(np.eye(len(points), dtype=bool), 0.0, dist + offset)).tocoo()
     return dist[tree.row, tree.col]
+
+
+def distinct_points(points: np.ndarray, rtol: float = 1e-6) -> np.ndarray:
+    """The rows of ``points [n, D]`` that are distinct: a point within ``rtol`` times the cloud's
+    diameter of an earlier kept point is dropped (a frame where nothing moved, or moved by float
+    noise only). Repeated points add zero-length PH0 bars whose number grows with the subsample,
+    not with the shape, which bends the log-log fit; PHID0 is the dimension of the set visited,
+    so it is estimated on the distinct points. Order is kept."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) < 2:
+        return points
+    from scipy.spatial.distance import pdist, squareform
+
+    dist = squareform(pdist(points))
+    tol = rtol * float(dist.max())
+    keep: list[int] = []
+    for i in range(len(points)):
+        if not keep or float(dist[i, keep].min()) > tol:
+            keep.append(i)
+    return points[keep]
 
 
 def alpha_weighted_lifespan(points: np.ndarray, alpha: float = 1.0) -> float:
@@ -101,11 +123,19 @@ class PhidEstimator:
 
     def estimate(self, points: np.ndarray, seed: int = 0) -> float:
         """PHID0 of ``points [n, D]``: ``alpha / (1 - m)`` with ``m`` the least-squares slope of
-        ``log E_alpha`` against ``log n`` (dimensionless). Deterministic for a given `seed`.
-        Raises ConfigError for too few points; returns ``inf`` when ``m >= 1`` (no growth
-        model fits) and 0 when every point coincides."""
+        ``log E_alpha`` against ``log n`` (dimensionless), over the cloud's distinct points
+        (`distinct_points`: repeated frames removed). Deterministic for a given `seed`.
+
+        Raises ConfigError when ``n`` itself is too small for the settings (too short
+        trajectories). Returns nan when fewer than ``min_points + 1`` points are distinct (a
+        trajectory that barely moves: PHID0 is undefined) and ``inf`` when ``m >= 1`` (no growth
+        model fits); callers exclude such non-finite estimates (`pair_deltas`)."""
         self.validate()
         points = np.asarray(points, dtype=np.float64)
+        self.subsample_sizes(len(points))  # too short for the settings: a clear error
+        points = distinct_points(points)
+        if len(points) <= self.min_points:
+            return math.nan
         sizes = self.subsample_sizes(len(points))
         rng = np.random.default_rng(seed)
         energies = []
@@ -113,23 +143,40 @@ class PhidEstimator:
             runs = [alpha_weighted_lifespan(points[rng.choice(len(points), n, replace=False)], self.alpha)
                     for _ in range(self.reruns if n < len(points) else 1)]
             energies.append(np.median(runs))
-        energies = np.asarray(energies)
-        if np.all(energies == 0):
-            return 0.0
-        if np.any(energies == 0):
-            raise ConfigError("some subsamples are a single repeated point; PHID0 is undefined for them")
+        energies = np.asarray(energies)  # > 0: distinct points have MST edges of positive length
         m = np.polyfit(np.log(sizes), np.log(energies), 1)[0]
         return float(self.alpha / (1.0 - m)) if m < 1 else math.inf
 
 
-def standardised_score(z_clean: np.ndarray, z_shift: np.ndarray, dim: int) -> tuple[float, float, float]:
+def pair_deltas(z_clean: Any, z_shift: Any, dim: int, identical: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(Delta [N], usable [N] bool)``: ``Delta_i = |z1_i - z2_i| / dim``; 0 when
+    ``identical[i]`` says the two trajectories' embeddings are the same (no change, even when
+    their PHID0 is ``inf`` or nan); nan when either estimate is non-finite otherwise (two ``inf``
+    from different embeddings are two failed fits, not an equality); ``usable`` marks the finite
+    ``Delta_i``."""
+    z1, z2 = np.asarray(z_clean, np.float64), np.asarray(z_shift, np.float64)
+    same = (z1 == z2) & np.isfinite(z1)
+    if identical is not None:
+        same = same | np.asarray(identical, bool)
+    with np.errstate(invalid="ignore"):
+        delta = np.where(same, 0.0, np.abs(z1 - z2) / dim)
+    delta = np.where(same | (np.isfinite(z1) & np.isfinite(z2)), delta, math.nan)
+    return delta, np.isfinite(delta)
+
+
+def standardised_score(z_clean: np.ndarray, z_shift: np.ndarray, dim: int,
+                       identical: Any = None) -> tuple[float, float, float]:
     """Paper 000's ``(mean Delta, s, PHID0*)`` from per-trajectory PHID0 pairs ``[N]`` of an
-    encoder with `dim`-wide embeddings: ``Delta_i = |z1_i - z2_i| / dim``, ``s`` the sample
-    standard deviation of ``Delta`` (ddof 1), ``PHID0* = mean(Delta) / (s / sqrt(dim))``.
-    With ``s = 0`` the score is 0 when every Delta is 0 (no change) and ``inf`` otherwise."""
-    delta = np.abs(np.asarray(z_clean, np.float64) - np.asarray(z_shift, np.float64)) / dim
-    if len(delta) < 2:
-        raise ConfigError(f"the standardised score needs at least 2 trajectories, got {len(delta)}")
+    encoder with `dim`-wide embeddings: ``Delta_i = |z1_i - z2_i| / dim`` (`pair_deltas`: 0 for
+    equal estimates), ``s`` the sample standard deviation of ``Delta`` (ddof 1),
+    ``PHID0* = mean(Delta) / (s / sqrt(dim))``. With ``s = 0`` the score is 0 when every Delta
+    is 0 (no change) and ``inf`` otherwise. Pairs with a non-finite Delta are left out (callers
+    record them); ConfigError when fewer than 2 pairs are usable."""
+    delta, usable = pair_deltas(z_clean, z_shift, dim, identical)
+    if int(usable.sum()) < 2:
+        raise ConfigError(f"the standardised score needs at least 2 trajectories with finite PHID0, got "
+                          f"{int(usable.sum())} of {len(delta)}")
+    delta = delta[usable]
     mean, s = float(delta.mean()), float(delta.std(ddof=1))
     if s == 0:
         return mean, s, 0.0 if mean == 0 else math.inf
@@ -150,6 +197,19 @@ class PhidResult:
     phid_clean: list[float]
     phid_shift: list[float]
     seconds: float
+    # trajectories left out of the score: a non-finite PHID0 (one that barely moves has too few
+    # distinct points; a degenerate fit gives inf), clean or shifted, and a different one in the other
+    excluded_seeds: list[int] = field(default_factory=list)
+
+    @property
+    def used(self) -> int:
+        """Trajectories the score is computed from."""
+        return len(self.phid_clean) - len(self.excluded_seeds)
+
+    @property
+    def defined(self) -> bool:
+        """Whether the score exists (at least 2 usable trajectories)."""
+        return self.used >= 2 and not math.isnan(self.score)
 
 
 @dataclass
@@ -185,15 +245,40 @@ class PhidRecord:
             raise DatasetError(f"PHID0 record is malformed ({exc}); write it again with vfmbench analyze phid") from exc
 
     def markdown(self) -> str:
-        """A markdown table: one row per encoder."""
+        """A markdown table: one row per encoder (PHID0 means over the trajectories used), then a
+        note per encoder whose score leaves trajectories out or is not defined."""
         lines = [f"PHID0 on {self.task}, clean vs {self.shift}, {self.trajectories} trajectories "
                  f"(alpha {self.estimator.alpha})", "",
-                 "| encoder | d | PHID0 clean | PHID0 shifted | mean Δ | s | PHID0* |",
-                 "|---|---|---|---|---|---|---|"]
+                 "| encoder | d | trajectories used | PHID0 clean | PHID0 shifted | mean Δ | s | PHID0* |",
+                 "|---|---|---|---|---|---|---|---|"]
         for r in self.results:
-            lines.append(f"| {r.encoder} | {r.embed_dim} | {np.mean(r.phid_clean):.2f} | {np.mean(r.phid_shift):.2f} | "
-                         f"{r.mean_delta:.3g} | {r.std_delta:.3g} | {r.score:.2f} |")
+            clean, shift = _used_mean(r, r.phid_clean, self.seed), _used_mean(r, r.phid_shift, self.seed)
+            if r.defined:
+                tail = f"{r.mean_delta:.3g} | {r.std_delta:.3g} | {r.score:.2f}"
+            else:
+                tail = "n/a | n/a | not defined (fewer than 2 usable trajectories)"
+            lines.append(f"| {md_cell(r.encoder)} | {r.embed_dim} | {r.used} of {len(r.phid_clean)} | {clean} | {shift} | {tail} |")
+        notes = exclusion_notes(self)
+        if notes:
+            lines += ["", *notes]
         return "\n".join(lines) + "\n"
+
+
+def exclusion_notes(record: PhidRecord) -> list[str]:
+    """One sentence per encoder that left trajectories out of its score (empty when none did)."""
+    notes = []
+    for r in record.results:
+        if r.excluded_seeds:
+            seeds = ", ".join(str(s) for s in r.excluded_seeds)
+            notes.append(f"{r.encoder}: {len(r.excluded_seeds)} of {len(r.phid_clean)} trajectories left out "
+                         f"(seeds {seeds}): PHID0 not finite (too few distinct points, or a degenerate fit)"
+                         + ("" if r.defined else "; the score is not defined"))
+    return notes
+
+
+def _used_mean(r: PhidResult, values: list[float], seed: int) -> str:
+    used = [v for i, v in enumerate(values) if seed + i not in r.excluded_seeds and math.isfinite(v)]
+    return f"{np.mean(used):.2f}" if used else "n/a"
 
 
 def _finite(value: Any) -> Any:
@@ -307,9 +392,22 @@ def run_phid(encoders: list[str], *, task: str = "fetch_push", shift: str = "dis
                 bar.update(1)
         bar.close()
         dim = int(feats[0].shape[1])
-        mean, s, score = standardised_score(np.asarray(z[0]), np.asarray(z[1]), dim)
-        results.append(PhidResult(encoder_label(encoder), dim, mean, s, score, z[0], z[1],
-                                  round(time.perf_counter() - t0, 2)))
+        label = encoder_label(encoder)
+        identical = [np.array_equal(feats[0][s : s + n], feats[1][s : s + n]) for s, n in zip(starts, lengths)]
+        _, usable = pair_deltas(z[0], z[1], dim, identical)
+        excluded = [seed + i for i in np.flatnonzero(~usable).tolist()]
+        if len(excluded) > trajectories - 2:
+            mean, s, score = math.nan, math.nan, math.nan
+        else:
+            mean, s, score = standardised_score(np.asarray(z[0]), np.asarray(z[1]), dim, identical)
+        if excluded:
+            what = ("the score is not defined (fewer than 2 usable trajectories)" if math.isnan(score)
+                    else f"the score uses the other {trajectories - len(excluded)}")
+            print(f"vfmbench: warning: PHID0 {label}: {len(excluded)} of {trajectories} trajectories have no finite "
+                  f"PHID0 (seeds {', '.join(map(str, excluded))}: too few distinct points or a degenerate fit) and are "
+                  f"left out; {what}", file=sys.stderr)
+        results.append(PhidResult(label, dim, mean, s, score, z[0], z[1], round(time.perf_counter() - t0, 2),
+                                  excluded_seeds=excluded))
     record = PhidRecord(task=task, shift=shift, trajectories=trajectories, seed=seed, estimator=estimator,
                         max_state_difference=state_gap,
                         datasets={"clean": str(clean.root), "shift": str(shifted.root)}, results=results)
@@ -335,11 +433,16 @@ def plot_phid(record: PhidRecord, clean_frame: np.ndarray, shift_frame: np.ndarr
         finite = [v for v in (*r.phid_clean, *r.phid_shift) if math.isfinite(v)]
         lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
         ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
-        ax.set_title(f"{r.encoder}\nPHID0* = {r.score:.2f}", fontsize=8)
+        score = f"PHID0* = {r.score:.2f}" if r.defined else "PHID0* not defined"
+        used = f" ({r.used} of {len(r.phid_clean)})" if r.excluded_seeds else ""
+        ax.set_title(f"{r.encoder}\n{score}{used}", fontsize=8)
         ax.set_xlabel("PHID0 clean", fontsize=8)
         ax.set_ylabel(f"PHID0 {record.shift}", fontsize=8)
         ax.tick_params(labelsize=7)
-    fig.tight_layout()
+    notes = exclusion_notes(record)
+    fig.tight_layout(rect=(0, 0.05 * len(notes), 1, 1) if notes else None)
+    for k, note in enumerate(notes):  # the caption: what the scores leave out
+        fig.text(0.01, 0.05 * (len(notes) - 1 - k) + 0.01, note, fontsize=6, ha="left", va="bottom")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

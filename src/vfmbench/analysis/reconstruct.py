@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from vfmbench.agents.agent import Normalizer
+from vfmbench.analysis.records import md_cell
 from vfmbench.utils.errors import ConfigError, DatasetError
 
 SCHEMA = "vfmbench.analysis.reconstruct/1"
@@ -256,7 +257,7 @@ class ReconstructionRecord:
                  "| encoder | d | held-out MSE | PSNR (dB) | start MSE | end MSE | train MSE |",
                  "|---|---|---|---|---|---|---|"]
         for r in self.results:
-            lines.append(f"| {r.encoder} | {r.embed_dim} | {r.test_mse:.4f} | {r.test_psnr:.1f} | "
+            lines.append(f"| {md_cell(r.encoder)} | {r.embed_dim} | {r.test_mse:.4f} | {r.test_psnr:.1f} | "
                          f"{r.test_start_mse:.4f} | {r.test_end_mse:.4f} | {r.train_mse:.4f} |")
         return "\n".join(lines) + "\n"
 

@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol
 
-from vfmbench.utils.errors import DatasetError
+from vfmbench.utils.errors import DatasetError, VfmbenchError
 from vfmbench.utils.io import read_json
 
 SCHEMA_PREFIX = "vfmbench.analysis."
@@ -36,8 +36,11 @@ class AnalysisRecord(Protocol):
 def read_record(path: str | Path) -> AnalysisRecord:
     """Read an analysis record (`<out>/<name>.json`) back as its typed record.
 
-    Raises DatasetError naming the file when it is not JSON, has no analysis schema, or names an
-    unknown analysis."""
+    Raises DatasetError naming the file when it is not JSON, has no analysis schema, names an
+    unknown analysis, is saved under another analysis' file name (a PHID0 record as
+    ``reconstruct.json``) or is malformed for its analysis (every error of the record class is
+    given again with the file's path). Figures the record lists but the folder lacks are not an
+    error here: `missing_figures` names them."""
     path = Path(path)
     try:
         data = read_json(path)
@@ -49,11 +52,34 @@ def read_record(path: str | Path) -> AnalysisRecord:
     name = schema[len(SCHEMA_PREFIX):].split("/")[0]
     if name not in RECORD_TYPES:
         raise DatasetError(f"{path}: unknown analysis {name!r}; known: {', '.join(RECORD_TYPES)}")
+    if path.stem in RECORD_TYPES and path.stem != name:
+        raise DatasetError(f"{path}: the file is named for the {path.stem!r} analysis but holds a {name!r} record "
+                           f"(schema {schema!r}); rename it {name}.json or write it again with vfmbench analyze {name}")
     module, cls = RECORD_TYPES[name].split(":")
-    return getattr(importlib.import_module(module), cls).from_dict(data)
+    try:
+        return getattr(importlib.import_module(module), cls).from_dict(data)
+    except VfmbenchError as exc:
+        raise DatasetError(f"{path}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DatasetError(f"{path}: {name} record is malformed ({type(exc).__name__}: {exc}); write it again "
+                           f"with vfmbench analyze {name}") from exc
+
+
+def missing_figures(record: AnalysisRecord, folder: str | Path) -> list[str]:
+    """The figure files `record` lists (relative to `folder`, the record's folder) that `folder`
+    lacks, in the record's order; empty when every one is there. Reports call it to say which
+    figure is gone instead of showing a broken image."""
+    folder = Path(folder)
+    return [f for f in (getattr(record, "figures", None) or []) if not (folder / f).is_file()]
 
 
 def find_records(folder: str | Path) -> list[Path]:
     """Analysis record files under `folder` (recursively), sorted."""
     return sorted(p for p in Path(folder).rglob("*.json")
                   if p.stem in RECORD_TYPES and p.is_file())
+
+
+def md_cell(value: Any) -> str:
+    """`value` as text for one markdown table cell: a ``|`` (which would end the cell) escaped as
+    ``\\|`` and line breaks made spaces. Every record's `markdown` writes its cells through it."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")

@@ -55,6 +55,7 @@ from vfmbench.agents.agent import Agent, Normalizer
 from vfmbench.encoders.augment import AugmentedEncoder
 from vfmbench.encoders.base import Encoder, apply_preprocessing
 from vfmbench.encoders.stack import FrameStackEncoder
+from vfmbench.analysis.records import md_cell
 from vfmbench.utils.errors import ConfigError, DatasetError, VfmbenchError
 from vfmbench.utils.io import read_json, write_json_atomic
 
@@ -324,6 +325,10 @@ class PixelPath:
 
     @classmethod
     def of(cls, encoder: Encoder) -> "PixelPath":
+        from vfmbench.training.frozen_run import FrozenRunEncoder
+
+        if isinstance(encoder, FrozenRunEncoder):  # a VAT pi0->1: another run's encoder, frozen, as it ran there
+            encoder = encoder.inner
         crop = None
         if isinstance(encoder, AugmentedEncoder):
             crop, encoder = encoder.augment, encoder.inner
@@ -334,8 +339,10 @@ class PixelPath:
             raise SaliencyError(f"encoder {encoder.name!r} reads {encoder.input_key!r}, not images; saliency maps "
                                 "need an image encoder")
         if type(encoder).forward is not Encoder.forward or type(encoder).preprocess is not Encoder.preprocess:
-            raise SaliencyError(f"encoder {encoder.name!r} ({type(encoder).__name__}) does not encode as "
-                                "embed(preprocess(frames)); saliency cannot find its network input")
+            raise SaliencyError(f"encoder {encoder.name!r} ({type(encoder).__name__}) has its own way from frames "
+                                "to features, so saliency cannot tell which tensor is the picture the network "
+                                "sees; saliency supports the registry's convolutional encoders (vfmbench encoders "
+                                "list), frozen or trained, and runs trained on them (a VAT pi0->1 included)")
         return cls(encoder, frames, crop)
 
     def single_frames(self, images: torch.Tensor) -> torch.Tensor:
@@ -509,10 +516,10 @@ class SaliencyRecord:
             ("input", f"{self.input_size[0]}x{self.input_size[1]} network input, "
                       f"{self.frame_size[0]}x{self.frame_size[1]} frame"),
             ("bias terms", ", ".join(f"{k} {v}" for k, v in self.terms.items()) + f" ({self.spatial_terms} spatial)"),
-            ("completeness gap", f"{self.completeness_gap:.3g} (median |f - sum| / |f|)"),
+            ("completeness gap", f"{self.completeness_gap:.3g} (median over maps of abs(f - sum of the parts) / abs(f))"),
             ("on task parts", focus),
         ]
-        return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+        return "\n".join(["| | |", "|---|---|", *(f"| {md_cell(k)} | {md_cell(v)} |" for k, v in rows)])
 
 
 def _kinds(dec: FullGradDecomposition) -> dict[str, int]:
@@ -524,7 +531,7 @@ def _kinds(dec: FullGradDecomposition) -> dict[str, int]:
 
 def run_saliency(run_dir: str | Path, out: str | Path, episodes: int = 2, every: int = 10, target: Target = Target(),
                  step: int | None = None, seed: int | None = None, n_envs: int = 5, figure_steps: int = 4,
-                 device: str = "cpu", progress: bool = True) -> SaliencyRecord:
+                 device: str = "auto", progress: bool = True) -> SaliencyRecord:
     """Roll out the run in `run_dir` (its latest checkpoint, or `step`) for `episodes` held-out
     episodes in its own task (the recorded task config, wrappers included), `n_envs` in
     lockstep, and compute FullGrad maps of `target` every `every` steps from step 0; write
@@ -538,6 +545,7 @@ def run_saliency(run_dir: str | Path, out: str | Path, episodes: int = 2, every:
     from vfmbench.evaluation.rollout import EVAL_SEED_BASE
     from vfmbench.tasks import TaskConfig, make_task
     from vfmbench.training import load_agent
+    from vfmbench.training.frozen_run import check_step
     from vfmbench.utils.config import from_dict
 
     if episodes < 1 or every < 1 or n_envs < 1 or figure_steps < 1:
@@ -545,6 +553,7 @@ def run_saliency(run_dir: str | Path, out: str | Path, episodes: int = 2, every:
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise VfmbenchError(f"{run_dir}: no such run folder")
+    check_step(run_dir, step, option="--step")
     t0 = time.time()
     agent, config = load_agent(run_dir, step=step, device=device)
     PixelPath.of(agent.encoder)  # refuse state encoders before building any environment
@@ -640,7 +649,8 @@ def _checkpoint_state(run_dir: Path, step: int | None) -> Path:
 
 def plot_saliency(arrays: dict[str, np.ndarray], path: Path, steps: int = 4, title: str = "") -> Path:
     """Paper 001 Fig. 5 layout: for up to `steps` maps of the first episode (evenly spaced), the
-    frame (the newest of a stack), the heat map (rescaled to [0, 1] per frame) and the overlay;
+    frame (the newest of a stack), the heat map (rescaled to [0, 1] per frame) and the overlay,
+    with a labelled colour bar for the 0-1 scale (the figure's last axes);
     written to `path` (PNG). Needs matplotlib (extra ``viz``)."""
     from vfmbench.utils.imports import require
 
@@ -657,7 +667,7 @@ def plot_saliency(arrays: dict[str, np.ndarray], path: Path, steps: int = 4, tit
         s = (s - s.min()) / max(float(s.max() - s.min()), 1e-12)
         row[0].imshow(frame)
         row[0].set_ylabel(f"step {int(arrays['step'][i])}", fontsize=8)
-        row[1].imshow(s, cmap="jet", vmin=0, vmax=1)
+        heat = row[1].imshow(s, cmap="jet", vmin=0, vmax=1)
         row[2].imshow(frame)
         row[2].imshow(s, cmap="jet", alpha=0.5, vmin=0, vmax=1)
         for ax, name in zip(row, ("frame", "FullGrad", "overlay")):
@@ -667,7 +677,11 @@ def plot_saliency(arrays: dict[str, np.ndarray], path: Path, steps: int = 4, tit
                 ax.set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    cax = fig.add_axes((0.88, 0.12, 0.025, 0.76))  # one scale for every heat map and overlay
+    bar = fig.colorbar(heat, cax=cax)
+    bar.set_label("FullGrad saliency (each map rescaled to 0-1)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

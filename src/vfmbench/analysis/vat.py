@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from vfmbench.training.frozen_run import FROZEN_RUN, frozen_run_options
+from vfmbench.analysis.records import md_cell
 from vfmbench.utils.errors import ConfigError, DatasetError
 
 SCHEMA = "vfmbench.analysis.vat/1"
@@ -155,7 +157,22 @@ class VatRecord:
     rows: list[VatRow]
     seconds: float
     figures: list[str] = field(default_factory=list)
+    # pi0 with a success on T0 below this did not learn T0, so its encoder is no evidence either way
+    min_pi0_success: float = 0.5
+    pair_checked: bool = True  # whether T0 and T1 were checked to render the same first frames
     schema: str = SCHEMA
+
+    def pi0_learned(self, row: "VatRow") -> bool:
+        """Whether `row`'s pi0 reached `min_pi0_success` on T0 (otherwise the test is not meaningful)."""
+        return row.pi0.success_rate >= self.min_pi0_success
+
+    def warnings(self) -> list[str]:
+        """One sentence per thing that makes a row (or the record) not meaningful."""
+        out = [f"{row.encoder}: pi0 did not learn T0 (success {row.pi0.success_rate:.2f} on {self.task0}, below "
+               f"{self.min_pi0_success}): the test is not meaningful" for row in self.rows if not self.pi0_learned(row)]
+        if not self.pair_checked:
+            out.append(f"{self.task0} and {self.task1} were not checked to share their frames (pair check skipped)")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return _finite(asdict(self))
@@ -188,10 +205,15 @@ class VatRecord:
                  "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             kind = "end to end" if r.trainable else "frozen"
+            pi0 = f"{r.pi0.success_rate:.2f}" + ("" if self.pi0_learned(r) else " (did not learn T0)")
             lines.append(
-                f"| {r.encoder} ({kind}) | {r.pi0.success_rate:.2f} | {_mean_std(r.pi01.environment_success)} | "
+                f"| {md_cell(r.encoder)} ({kind}) | {pi0} | {_mean_std(r.pi01.environment_success)} | "
                 f"{_mean_std(r.pi1.environment_success)} | {r.test.mean_d:.3f} | {_fmt(r.test.t)} | "
-                f"{r.test.critical:.2f} | {r.test.p_value:.2g} | {'yes' if r.test.reject else 'no'} |")
+                f"{r.test.critical:.2f} | {r.test.p_value:.2g} | "
+                f"{('yes' if r.test.reject else 'no') if self.pi0_learned(r) else 'not meaningful'} |")
+        notes = self.warnings()
+        if notes:
+            lines += ["", *(f"Warning: {n}." for n in notes)]
         return "\n".join(lines) + "\n"
 
 
@@ -249,6 +271,9 @@ class VatConfig:
     trainable_method_config: dict[str, Any] = field(default_factory=lambda: {"batch_size": 64})
     device: str = "auto"
     cache_dir: str | None = None
+    min_pi0_success: float = 0.5  # pi0 below this on T0 did not learn it: the row is marked not meaningful
+    check_pair: bool = True  # refuse tasks whose first frames differ for the same seeds (not a VAT pair)
+    pair_seeds: int = 3  # seeds the pair check resets both tasks with
 
     def validate(self) -> None:
         """ConfigError (or UnknownNameError) naming the setting and how to fix it."""
@@ -272,7 +297,8 @@ class VatConfig:
                 raise ConfigError(f"encoder {name!r} reads {spec.input_key!r}, not frames; VAT swaps visual encoders")
             if spec.weights is not None and not self.random_weights and spec.weights_status() != "installed":
                 raise ConfigError(f"encoder {name!r} needs its pretrained weights ({spec.weights_status()}): "
-                                  f"{spec.weights.fetch_command}, or pass random weights")
+                                  f"{spec.weights.fetch_command}, or use random weights (--random-weights; "
+                                  "random_weights=True in Python)")
         for name in self.encoder_options:
             if name not in self.encoders:
                 raise ConfigError(f"encoder_options names {name!r}, which is not one of the encoders")
@@ -286,6 +312,8 @@ class VatConfig:
             raise ConfigError(f"the t-test needs at least 2 testing environments, got {self.environments}")
         if self.action_noise < 0:
             raise ConfigError(f"action_noise must be 0 or more, got {self.action_noise}")
+        if not 0 <= self.min_pi0_success <= 1:
+            raise ConfigError(f"min_pi0_success is a success rate in [0, 1], got {self.min_pi0_success}")
         if not 0 <= self.delta < 1 or not 0 < self.alpha < 1:
             raise ConfigError(f"delta must lie in [0, 1) and alpha in (0, 1); got {self.delta} and {self.alpha}")
         from vfmbench.policies import method_config
@@ -312,6 +340,8 @@ def run_vat(config: VatConfig, out: str | Path, progress: bool = True) -> VatRec
 
     config.validate()
     resolve_device(config.device)  # a device this machine lacks fails before any work
+    if config.check_pair:
+        check_task_pair(config.task0, config.task1, seeds=config.pair_seeds)
     t0 = time.time()
     out = Path(out)
     datasets: dict[str, str] = {}
@@ -334,11 +364,38 @@ def run_vat(config: VatConfig, out: str | Path, progress: bool = True) -> VatRec
     record = VatRecord(task0=config.task0, task1=config.task1, method=config.method,
                        environments=config.environments, episodes_per_environment=config.episodes_per_environment,
                        eval_seed=config.eval_seed, delta=config.delta, alpha=config.alpha, datasets=datasets,
-                       budget=budget, rows=rows, seconds=round(time.time() - t0, 1))
+                       budget=budget, rows=rows, seconds=round(time.time() - t0, 1),
+                       min_pi0_success=config.min_pi0_success, pair_checked=config.check_pair)
+    for note in record.warnings():
+        print(f"vfmbench: warning: VAT {note}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     record.figures = [plot_vat(record, out / FIGURE).name]
     write_json_atomic(out / "vat.json", record.to_dict())
     return record
+
+
+def check_task_pair(task0: str, task1: str, seeds: int = 3) -> None:
+    """Refuse (ConfigError) two tasks that are not a VAT pair: VAT needs one visual distribution
+    with different motor signals, so T0 and T1 reset with the same seed must render the same
+    first frame. Checked for seeds ``0 .. seeds - 1`` (as tests/test_fetch_pair.py does)."""
+    from vfmbench.tasks import make_task
+
+    tasks = []
+    try:
+        tasks = [make_task(task0), make_task(task1)]
+        for seed in range(seeds):
+            a, b = (t.reset(seed) for t in tasks)
+            if "pixels" not in a or "pixels" not in b:
+                raise ConfigError(f"{task0} or {task1} renders no frames; VAT compares visual encoders")
+            if a["pixels"].shape != b["pixels"].shape or not np.array_equal(a["pixels"], b["pixels"]):
+                raise ConfigError(
+                    f"{task0} and {task1} are not a VAT pair: reset with seed {seed} they render different first "
+                    "frames, and VAT needs two tasks with the same frames and different actions (e.g. "
+                    "fetch_reach_red and fetch_reach_blue). To run it anyway, pass --no-pair-check; the result "
+                    "then does not test visual alignment")
+    finally:
+        for t in tasks:
+            t.close()
 
 
 def _method_config(config: VatConfig, trainable: bool) -> dict[str, Any]:
@@ -434,8 +491,11 @@ def plot_vat(record: VatRecord, path: Path) -> Path:
         ax.bar(xs + offset, [np.mean(v) for v in rates], 0.36, yerr=[np.std(v, ddof=1) for v in rates],
                capsize=3, color=colour, label=name)
     for x, r in zip(xs, record.rows):
-        verdict = "reject H0" if r.test.reject else "keep H0"
-        ax.text(x, 1.04, f"t = {_fmt(r.test.t)}\n{verdict}", ha="center", va="bottom", fontsize=7)
+        if record.pi0_learned(r):
+            verdict, colour = ("reject H0" if r.test.reject else "keep H0"), "black"
+        else:
+            verdict, colour = f"pi0 did not learn T0\n({r.pi0.success_rate:.2f}): not meaningful", "#c00000"
+        ax.text(x, 1.04, f"t = {_fmt(r.test.t)}\n{verdict}", ha="center", va="bottom", fontsize=7, color=colour)
     ax.set_xticks(xs, [f"{r.encoder}\n({'end to end' if r.trainable else 'frozen'})" for r in record.rows], fontsize=7)
     ax.set_ylim(0, 1.25)
     ax.set_ylabel(f"success on {record.task1}", fontsize=8)

@@ -7,15 +7,9 @@ from __future__ import annotations
 import argparse
 
 
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("name at least one encoder, e.g. state,imagenet_efficientnet_lite0")
-    return names
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     from vfmbench.cli._common import positive_int, seed_int
+    from vfmbench.cli.analyze import add_encoders_option
 
     p = sub.add_parser("phid", help="PHID0 of embedding trajectories, clean vs shifted (paper 000 Table 4)",
                        description="Roll out the task's scripted expert from seeds SEED..SEED+N-1, clean and under "
@@ -24,8 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "of its minimum spanning tree and write phid.json (per-encoder standardised "
                                    "score) and phid.png to --out. The trajectories are kept under "
                                    "--out/trajectories and reused by a rerun.")
-    p.add_argument("--encoders", type=_names, required=True, metavar="A,B,...",
-                   help="frozen encoders, comma-separated (vfmbench encoders list)")
+    add_encoders_option(p, "frozen encoders, comma-separated (vfmbench encoders list)", required=True)
     p.add_argument("--task", default="fetch_push", help="task with a scripted expert (default fetch_push)")
     p.add_argument("--shift", default="distractor", help="the shift compared with the clean task (default distractor)")
     p.add_argument("--trajectories", type=positive_int, default=100, help="trajectories (default 100, the paper's)")
@@ -46,6 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vfmbench.cli.analyze import run_with_hints
+
+    return run_with_hints(lambda: _phid(args))
+
+
+def _phid(args: argparse.Namespace) -> int:
     from vfmbench.analysis.phid import PhidEstimator, run_phid
     from vfmbench.cache import EmbeddingCache
     from vfmbench.cli._common import print_json

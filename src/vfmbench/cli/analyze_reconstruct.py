@@ -1,4 +1,4 @@
-"""`vfmbench analyze reconstruct --encoder E [--encoder E2 ...] --dataset D --out DIR`: a decoder per
+"""`vfmbench analyze reconstruct --encoders A,B --dataset D --out DIR`: a decoder per
 encoder from its cached embeddings back to the frames (paper 000 §7.1, Fig. 3, A.3)."""
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def _fraction(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from vfmbench.cli._common import positive_int, seed_int
+    from vfmbench.cli.analyze import add_encoders_option
 
     p = sub.add_parser("reconstruct", help="decoders from frozen embeddings back to frames; held-out error",
                        description="Train one decoder per frozen encoder from its cached embeddings of a dataset's "
@@ -35,8 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "3x224x224, 20 epochs, batch 32, AdamW 1e-3); measure the mean squared error on "
                                    "held-out episodes; write reconstruct.json and reconstruct.png (Fig. 3) to --out. "
                                    "Smaller --epochs, --resolution and --hidden make it practical on a CPU.")
-    p.add_argument("--encoder", action="append", required=True, metavar="E",
-                   help="a frozen encoder (vfmbench encoders list); repeat for several")
+    add_encoders_option(p, "frozen encoders, comma-separated (vfmbench encoders list)", required=True)
     p.add_argument("--dataset", required=True, help="dataset folder written by vfmbench collect")
     p.add_argument("--out", required=True, help="folder for reconstruct.json and reconstruct.png")
     p.add_argument("--random-weights", action="store_true",
@@ -60,6 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vfmbench.cli.analyze import run_with_hints
+
+    return run_with_hints(lambda: _reconstruct(args))
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
     from vfmbench.analysis.reconstruct import DecoderConfig, run_reconstruct
     from vfmbench.cache import EmbeddingCache
     from vfmbench.cli._common import print_json
@@ -67,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = DecoderConfig(hidden=args.hidden, resolution=args.resolution, epochs=args.epochs,
                            batch_size=args.batch_size, lr=args.lr, holdout=args.holdout, seed=args.seed)
-    record = run_reconstruct(args.encoder, _dataset_path(args.dataset), args.out, config,
+    record = run_reconstruct(args.encoders, _dataset_path(args.dataset), args.out, config,
                              random_weights=args.random_weights, figure_episodes=args.figure_episodes,
                              cache=EmbeddingCache(args.cache) if args.cache else None, device=args.device,
                              embed_batch_size=args.embed_batch_size, progress=not args.no_progress)

@@ -29,13 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--envs", type=positive_int, default=5, help="environments stepped in lockstep (default 5)")
     p.add_argument("--figure-steps", type=positive_int, default=4,
                    help="rows of the figure: maps of the first episode, evenly spaced (default 4)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--device", default="auto", help="e.g. cuda, cpu (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vfmbench.cli.analyze import run_with_hints
+
+    return run_with_hints(lambda: _saliency(args), random_weights=False)
+
+
+def _saliency(args: argparse.Namespace) -> int:
     from vfmbench.analysis.saliency import RECORD_FILE, Target, run_saliency
     from vfmbench.cli._common import print_json
 

@@ -6,13 +6,6 @@ from __future__ import annotations
 import argparse
 
 
-def _names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("name at least one encoder, e.g. e2e_cnn,imagenet_efficientnet_lite0")
-    return names
-
-
 def _unit(text: str) -> float:
     try:
         value = float(text)
@@ -23,8 +16,19 @@ def _unit(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a success rate lies in [0, 1], got {value}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from vfmbench.cli._common import positive_int, seed_int
+    from vfmbench.cli.analyze import add_encoders_option
 
     p = sub.add_parser("vat", help="Visual Alignment Testing: swap encoders between two tasks (paper 001 Table IV)",
                        description="For each encoder: train pi0 on --task0 and pi1 on --task1 (two tasks with the "
@@ -36,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder for data, runs, vat.json and vat.png")
     p.add_argument("--task0", default="fetch_reach_red", help="T0, whose encoder is swapped (default fetch_reach_red)")
     p.add_argument("--task1", default="fetch_reach_blue", help="T1, tested on (default fetch_reach_blue)")
-    p.add_argument("--encoders", type=_names, default=None, metavar="A,B,...",
-                   help="encoders, comma-separated (default e2e_cnn,imagenet_efficientnet_lite0: end to end against "
+    add_encoders_option(p, default=None, help="encoders, comma-separated (default e2e_cnn,imagenet_efficientnet_lite0: end to end against "
                         "a frozen out-of-domain control)")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights for encoders that have pretrained ones (labelled '(random)')")
@@ -54,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                     "encoders, pi0->1's included (default 2000)")
     p.add_argument("--trainable-steps", type=positive_int, default=3000,
                    help="training steps of encoders trained end to end (default 3000)")
+    p.add_argument("--min-pi0-success", type=_rate, default=0.5,
+                   help="pi0's success on T0 below this means pi0 did not learn T0: the row is marked 'not "
+                        "meaningful' and a warning printed (default 0.5)")
+    p.add_argument("--no-pair-check", action="store_true",
+                   help="skip the check that T0 and T1 render the same first frames for seeds 0-2 (without it, a "
+                        "pair that differs is refused: the result would not test visual alignment)")
     p.add_argument("--seed", type=seed_int, default=0, help="training seed of pi0 and pi1 (default 0; pi0->1: seed + 1)")
     p.add_argument("--device", default="auto", help="e.g. cuda, cpu (default: cuda if available)")
     p.add_argument("--cache", help="embedding cache folder (default: VFMBENCH_HOME/cache/embeddings)")
@@ -62,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vfmbench.cli.analyze import run_with_hints
+
+    return run_with_hints(lambda: _vat(args))
+
+
+def _vat(args: argparse.Namespace) -> int:
     from vfmbench.analysis.vat import VatConfig, run_vat
     from vfmbench.cli._common import print_json
 
@@ -69,7 +84,8 @@ def _run(args: argparse.Namespace) -> int:
                        seed=args.seed, episodes=args.episodes, environments=args.environments,
                        episodes_per_environment=args.episodes_per_environment, delta=args.delta, alpha=args.alpha,
                        steps=args.steps, trainable_steps=args.trainable_steps, device=args.device,
-                       cache_dir=args.cache)
+                       cache_dir=args.cache, min_pi0_success=args.min_pi0_success,
+                       check_pair=not args.no_pair_check)
     if args.encoders is not None:
         config.encoders = args.encoders
         config.encoder_options = {k: v for k, v in config.encoder_options.items() if k in args.encoders}

@@ -39,6 +39,7 @@ class FrozenRunEncoder(Encoder):
         super().__init__()
         from vfmbench.training import load_agent
 
+        check_step(run, step)
         agent, _ = load_agent(run, step)
         inner = agent.encoder.eval().requires_grad_(False)
         digest = encoder_digest(inner)
@@ -66,6 +67,27 @@ class FrozenRunEncoder(Encoder):
 
     def options(self) -> dict[str, Any]:
         return {"source_encoder": self.inner.name}
+
+
+def checkpoint_steps(run_dir: str | Path) -> list[int]:
+    """The checkpoint steps a run folder holds, ascending (empty for none)."""
+    from vfmbench.training.checkpoint import list_checkpoints
+
+    return sorted(int(c.name.split("_")[1]) for c in list_checkpoints(Path(run_dir)))
+
+
+def check_step(run_dir: str | Path, step: int | None, option: str = "step") -> None:
+    """VfmbenchError naming the steps that exist when `run_dir` has no checkpoint for `step`
+    (None: the latest, which only needs one checkpoint). `option` is how the caller spells it
+    (e.g. ``--step``)."""
+    if not Path(run_dir).is_dir():
+        return  # the loader says the folder is missing
+    steps = checkpoint_steps(run_dir)
+    if not steps:
+        raise VfmbenchError(f"{run_dir} has no checkpoint; is it a run folder whose training started?")
+    if step is not None and step not in steps:
+        raise VfmbenchError(f"{run_dir} has no checkpoint for {option} {step}; its checkpoints are at steps "
+                            f"{', '.join(map(str, steps))} (leave {option} out for the latest, {steps[-1]})")
 
 
 def _frozen_run(pretrained: bool = False, run: str = "", step: int | None = None,
