@@ -165,3 +165,126 @@ def test_rl_runs_render_as_return_tables(tmp_path):
     assert app(["report", "--runs", "kind=rl", "--out", str(out), "--index", str(db)]) == 0
     page = (out / "index.html").read_text()
     assert "Online RL: return under color_hard" in page and "DrQ-v2 + SAM-G (oracle)" in page and "690" in page
+
+
+def _sweep_rows(db, name, out, seeds, success, over=None, steps=300):
+    """Record a done sweep of the state encoder into `db`: run folders under `out`, `over` grid keys."""
+    import dataclasses
+
+    grid = from_dict(GridSpec, {"name": name, "axes": {"tasks": ["fetch_reach"], "encoders": ["state"], "seeds": seeds},
+                                "dataset": {"paths": {"fetch_reach": "/nonexistent/data"}}, **(over or {})})
+    jobs = expand(grid, out)
+    with RunsIndex(db) as index:
+        index.add(jobs)
+        for job in jobs:
+            rec = _record(job, success[job.seed])
+            rec.train = dataclasses.replace(rec.train, steps=steps)
+            index.claim(job.spec_hash)
+            index.finish(job.spec_hash, rec)
+    return jobs
+
+
+def test_report_counts_each_run_once_and_never_pools_budgets(tmp_path, capsys):
+    from vfmbench.reports.tables import confidence_interval, summarize, unique_runs
+
+    db = tmp_path / "runs.sqlite"
+    sw = tmp_path / "sw1"
+    first = _sweep_rows(db, "example", sw, [0, 1], {0: 0.9, 1: 0.8}, {"axes": {
+        "tasks": ["fetch_reach"], "encoders": ["state"], "seeds": [0, 1], "shifts": ["distractor"]}})
+    # the same folders again, with a changed spec (no shifts, one more seed): new rows, the same runs
+    second = _sweep_rows(db, "example", sw, [0, 1, 2], {0: 1.0, 1: 1.0, 2: 0.0})
+    assert {j.spec.out for j in first} < {j.spec.out for j in second}
+    # another budget (train.steps=3) in another folder: its own row, not pooled under 300 steps
+    _sweep_rows(db, "example", tmp_path / "sw2", [0, 1], {0: 0.1, 1: 0.2}, {"train": {"steps": 3}}, steps=3)
+    out = tmp_path / "r"
+    assert app(["report", "--runs", "sweep=example", "--out", str(out), "--index", str(db)]) == 0
+    err = capsys.readouterr().err
+    assert "2 done row(s) record a run already counted" in err and "index rows 1, 2" in err
+    md = (out / "report.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.splitlines()
+            if line.startswith("| fetch_reach") and "± " in line]
+    by_steps = {r[7]: r for r in rows}  # columns: task encoder method success CI vs-best seeds steps ...
+    assert len(rows) == 2 and set(by_steps) == {"300", "3"}
+    assert by_steps["300"][6] == "3" and by_steps["300"][3] == "0.67 ± 0.47"  # the newest record of seeds 0, 1
+    assert by_steps["3"][6] == "2" and by_steps["3"][3] == "0.15 ± 0.05"
+    # 95% CI of a success rate is clipped to [0, 1] (unclipped: about [-0.77, 2.10])
+    assert by_steps["300"][4] == "[0.00, 1.00]"
+    assert "Note:" in md and "index rows 1, 2" in md
+    assert confidence_interval(np.array([1.0, 1.0, 0.0]), bounds=(0.0, 1.0)) == (0.0, 1.0)
+    lo, hi = confidence_interval(np.array([1.0, 1.0, 0.0]))
+    assert lo < 0 and hi > 1  # unbounded unless asked
+    # the library summary de-duplicates too: one folder given twice counts once
+    recs = [_record(second[0], 1.0), _record(second[0], 0.0)]
+    kept, dropped = unique_runs(recs)
+    assert kept == [recs[1]] and dropped == [recs[0]]
+    assert [(r.seeds, r.success_mean) for r in summarize(recs)] == [(1, 0.0)]
+
+
+def test_report_skips_a_corrupt_record_with_a_one_line_warning(index_with_runs, tmp_path, capsys):
+    with RunsIndex(index_with_runs) as index:
+        index._db.execute("""UPDATE jobs SET record_json='{"x":' WHERE id=1""")
+    out = tmp_path / "r"
+    assert app(["report", "--out", str(out), "--index", str(index_with_runs)]) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if "index row 1" in line]
+    assert len(warning) == 1 and "vfmbench runs rm 1" in warning[0] and "Traceback" not in captured.err
+    assert "(4 runs," in captured.out  # the other 4 done rows are reported
+
+
+def test_report_shows_tasks_sweeps_human_titles_and_labelled_bars(index_with_runs, analysis_folder, tmp_path,
+                                                                  monkeypatch):
+    import matplotlib.axes
+
+    from vfmbench.reports.html import analysis_title
+
+    labels = []
+    real = matplotlib.axes.Axes.bar_label
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar_label",
+                        lambda self, c, labels_=None, **kw: labels.append(list(kw.get("labels") or [])) or
+                        real(self, c, **kw))
+    with RunsIndex(index_with_runs) as index:  # a zero-success run: its bar must still show, labelled 0.00
+        row = index.rows(status="done")[0]
+        rec = row.record()
+        rec.evaluation.success_rate = 0.0
+        for s in rec.robustness:
+            s.success_rate = 0.0
+        index.finish(row.spec_hash, rec)
+    out = tmp_path / "r"
+    assert app(["report", "--out", str(out), "--index", str(index_with_runs), "--analyses",
+                str(analysis_folder)]) == 0
+    md = (out / "report.md").read_text()
+    rob_header = next(line for line in md.splitlines() if "distractor" in line and line.startswith("|"))
+    assert [c.strip() for c in rob_header.strip("|").split("|")][:3] == ["task", "encoder", "method"]
+    not_done = md[md.index("## Jobs not done"):]
+    assert [c.strip() for c in not_done.splitlines()[2].strip("|").split("|")] == ["sweep", "job", "status", "error"]
+    assert "| rep " in not_done
+    assert "## Analysis: Visual Alignment Testing" in md and "vfmbench.analysis.vat/1" not in md.split("\n## Analysis")[1]
+    assert any(lab and all(x for x in lab) for lab in labels)  # every bar carries its value
+    assert any(any(x.startswith("0.") for x in lab) for lab in labels)
+    # titles: the record's own, else the name's
+    assert analysis_title(FakeAnalysisRecord("vfmbench.analysis.phid/1")) == "PHID0"
+    assert analysis_title(FakeAnalysisRecord("vfmbench.analysis.reconstruct/1")) == "Reconstruction"
+    assert analysis_title(FakeAnalysisRecord("vfmbench.analysis.saliency/2")) == "FullGrad saliency"
+    titled = FakeAnalysisRecord("vfmbench.analysis.vat/1")
+    titled.title = "VAT of cube colours"
+    assert analysis_title(titled) == "VAT of cube colours"
+
+
+def test_a_zero_success_bar_is_drawn_and_labelled(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from vfmbench.reports.html import plot_robustness
+    from vfmbench.reports.tables import RobustnessRow, SummaryRow, plot_success
+
+    seen = []
+    real = matplotlib.axes.Axes.bar_label
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar_label",
+                        lambda self, c, **kw: seen.append((c, list(kw["labels"]))) or real(self, c, **kw))
+    rows = [SummaryRow("fetch_reach", enc, "bc", 3, mean, 0.0, None, "-", 1.0, 300, 256, "cached")
+            for enc, mean in (("state", 0.9), ("e2e_cnn", 0.0))]
+    assert plot_success(rows, tmp_path / "s.png").is_file()
+    assert plot_robustness([RobustnessRow("fetch_reach", "e2e_cnn", "bc", "none", 3, 0.0, 0.0, 300, 256, "cached")],
+                           tmp_path / "r.png").is_file()
+    assert [labels for _, labels in seen] == [["0.90", "0.00"], ["0.00"]]
+    zero_bars = [seen[0][0].patches[1], seen[1][0].patches[0]]
+    assert all(b.get_height() == 0 and b.get_linewidth() > 0 for b in zero_bars)  # an edge: visible on the axis

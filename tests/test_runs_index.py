@@ -119,3 +119,100 @@ def test_runs_commands_list_show_and_remove(tmp_path, capsys):
     assert app(["runs", "rm", "--index", db, "--status", "failed"]) == 0
     with RunsIndex(db) as index:
         assert index.counts() == {"pending": 2, "running": 0, "done": 1, "failed": 0}
+
+
+def _done_index(tmp_path, seeds=(0, 1)):
+    jobs = _jobs(tmp_path, encoders=("state",), seeds=seeds)
+    db = tmp_path / "runs.sqlite"
+    with RunsIndex(db) as index:
+        index.add(jobs)
+        for job in jobs:
+            index.claim(job.spec_hash)
+            index.finish(job.spec_hash, _record(job))
+    return db, jobs
+
+
+def test_a_corrupt_record_is_named_with_its_fix_and_other_rows_stay_usable(tmp_path, capsys):
+    from vfmbench.experiments.index import CorruptRowError
+
+    db, jobs = _done_index(tmp_path)
+    with RunsIndex(db) as index:
+        index._db.execute("""UPDATE jobs SET record_json='{"x":' WHERE id=1""")
+        bad, good = index.rows()
+        with pytest.raises(CorruptRowError, match=r"^index row 1 .*unreadable.*`vfmbench runs rm 1`") as exc:
+            bad.record()
+        assert "\n" not in str(exc.value)  # one line, no traceback
+        assert good.record() == _record(jobs[1])
+        # a sweep reruns the job whose record is lost (nothing readable is dropped)
+        assert [r.id for r in index.reset_unreadable([j.spec_hash for j in jobs])] == [1]
+        assert [(r.id, r.status, r.record_json) for r in index.rows(status="pending")] == [(1, "pending", None)]
+        assert index.rows(status="done")[0].id == 2
+        index._db.execute("""UPDATE jobs SET record_json='{"schema": 1}', status='done', error=NULL WHERE id=1""")
+    # runs list and runs show go on; show names the row and the fix in one line
+    assert app(["runs", "list", "--index", str(db)]) == 0
+    assert app(["runs", "show", "2", "--index", str(db)]) == 0
+    capsys.readouterr()
+    with RunsIndex(db) as index:
+        index._db.execute("""UPDATE jobs SET record_json='{"x":' WHERE id=1""")
+    assert app(["runs", "show", "1", "--index", str(db)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["record"] is None
+    assert err.count("\n") == 1 and "index row 1" in err and "vfmbench runs rm 1" in err
+
+
+def test_read_only_commands_refuse_a_missing_or_foreign_index_and_write_nothing(tmp_path, capsys):
+    import sqlite3
+
+    missing = tmp_path / "no" / "dir" / "x.sqlite"
+    for argv in (["report", "--out", str(tmp_path / "r")], ["runs", "list"], ["runs", "show", "1"],
+                 ["runs", "rm", "1"]):
+        assert app([*argv, "--index", str(missing)]) == 2
+        assert f"index {missing} does not exist; run a sweep first or pass --index" in capsys.readouterr().err
+        assert not (tmp_path / "no").exists()
+    with pytest.raises(ConfigError, match="does not exist"):
+        RunsIndex(tmp_path / "new.sqlite", create=False)
+    assert not (tmp_path / "new.sqlite").exists()
+    # another program's database: refused by every command, sweeps included, and left byte for byte
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE notes (x TEXT)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    for create in (False, True):
+        with pytest.raises(ConfigError, match="is not a vfmbench runs index.*left untouched"):
+            RunsIndex(other, create=create)
+    assert app(["runs", "list", "--index", str(other)]) == 2
+    assert "not a vfmbench runs index" in capsys.readouterr().err
+    assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir() if "other" in p.name) == [
+        "other.sqlite"]
+    # an empty database file is not an index to read, but a sweep may make it one
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).close()
+    with pytest.raises(ConfigError, match="empty database"):
+        RunsIndex(empty, create=False)
+    # a real index carries the vfmbench application id; an index made before it still opens
+    db, _ = _done_index(tmp_path)
+    with RunsIndex(db, create=False) as index:
+        assert index._db.execute("PRAGMA application_id").fetchone()[0] == 0x76666D62 and len(index.rows()) == 2
+        index._db.execute("PRAGMA application_id=0")  # as an index of the first version
+    with RunsIndex(db, create=False) as index:
+        assert len(index.rows()) == 2
+
+
+def test_runs_list_shows_rows_of_a_killed_sweep_as_stale(tmp_path, capsys):
+    jobs = _jobs(tmp_path, encoders=("state",), seeds=(0, 1))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = tmp_path / "runs.sqlite"
+    with RunsIndex(db) as index:
+        index.add(jobs)
+        assert index.claim(jobs[0].spec_hash, pid=dead.pid)  # its sweep was killed (kill -9): nobody released it
+        assert index.claim(jobs[1].spec_hash)  # this process: alive
+    assert app(["runs", "list", "--index", str(db), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in rows] == [f"running (stale: owner pid {dead.pid} gone)", "running"]
+    assert app(["runs", "list", "--index", str(db), "--status", "running"]) == 0
+    assert f"running (stale: owner pid {dead.pid} gone)" in capsys.readouterr().out
+    with RunsIndex(db) as index:  # the index itself is unchanged: the next sweep releases the row
+        assert [r.status for r in index.rows()] == ["running", "running"]

@@ -134,7 +134,7 @@ class GridSpec:
                 try:
                     lookup(value)
                 except UnknownNameError as exc:
-                    raise ConfigError(f"{key}[{i}]: {exc}") from None
+                    raise UnknownNameError(f"{key}[{i}]: {exc}") from None
                 except VfmbenchError as exc:
                     if str(exc).startswith(key):
                         raise
@@ -192,7 +192,7 @@ class GridSpec:
                 try:
                     SEGMENTERS.get(mask)
                 except UnknownNameError as exc:
-                    raise ConfigError(f"axes.masks[{i}]: {exc} (or none)") from None
+                    raise UnknownNameError(f"axes.masks[{i}]: {exc} (or none)") from None
 
     def encoders(self) -> list[str]:
         """The encoder axis, with installed foundation encoders when `include_installed`."""

@@ -49,7 +49,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "config")
             text = str(exc)
             if text.startswith(source) or not isinstance(exc, (ConfigError, UnknownNameError)):
                 raise
-            raise ConfigError(f"{source}: {text}") from None
+            raise type(exc)(f"{source}: {text}") from None  # the same type: callers may catch KeyError
     return obj
 
 
