@@ -52,7 +52,7 @@ def test_cli_end_to_end(reach_short, tmp_path, capsys):
     from vfmbench.analysis.records import read_record
 
     out = tmp_path / "rec"
-    argv = ["analyze", "reconstruct", "--encoder", "state", "--encoder", "random_resnet18", "--dataset",
+    argv = ["analyze", "reconstruct", "--encoders", "state,random_resnet18", "--dataset",
             str(reach_short.root), "--out", str(out), "--epochs", "2", "--resolution", "16", "--hidden", "64,128",
             "--device", "cpu", "--no-progress", "--figure-episodes", "2"]
     assert app(argv) == 0
@@ -70,12 +70,86 @@ def test_cli_end_to_end(reach_short, tmp_path, capsys):
 
 def test_cli_errors_name_what_to_do(reach_short, tmp_path, capsys):
     base = ["analyze", "reconstruct", "--out", str(tmp_path / "out"), "--device", "cpu"]
-    assert app([*base, "--encoder", "state", "--dataset", str(tmp_path / "missing")]) == 2
+    assert app([*base, "--encoders", "state", "--dataset", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
-    assert app([*base, "--encoder", "nope", "--dataset", str(reach_short.root)]) == 2
+    assert app([*base, "--encoders", "nope", "--dataset", str(reach_short.root)]) == 2
     assert "unknown encoder 'nope'" in capsys.readouterr().err
-    assert app([*base, "--encoder", "e2e_cnn", "--dataset", str(reach_short.root)]) == 2
+    assert app([*base, "--encoders", "e2e_cnn", "--dataset", str(reach_short.root)]) == 2
     assert "frozen encoder" in capsys.readouterr().err
-    assert app([*base, "--encoder", "state", "--dataset", str(reach_short.root), "--resolution", "4"]) == 2
+    assert app([*base, "--encoders", "state", "--dataset", str(reach_short.root), "--resolution", "4"]) == 2
     assert "resolution" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_analyze_command_takes_encoders_comma_separated_and_device_auto():
+    """Defect: reconstruct took repeated --encoder E while phid and vat took --encoders A,B, and
+    saliency's --device defaulted to cpu."""
+    import argparse
+
+    from vfmbench.cli import analyze
+
+    root = argparse.ArgumentParser()
+    analyze.register(root.add_subparsers())
+    parse = root.parse_args
+    rec = parse(["analyze", "reconstruct", "--encoders", "state,random_resnet18", "--dataset", "d", "--out", "o"])
+    phid = parse(["analyze", "phid", "--encoders", "state,random_resnet18", "--out", "o"])
+    vat = parse(["analyze", "vat", "--encoders", "e2e_cnn,imagenet_efficientnet_lite0", "--out", "o"])
+    assert rec.encoders == phid.encoders == ["state", "random_resnet18"]
+    assert vat.encoders == ["e2e_cnn", "imagenet_efficientnet_lite0"]
+    # the old spelling still reads as the new one, repeated or comma-separated
+    assert parse(["analyze", "reconstruct", "--encoder", "state", "--encoder", "random_resnet18", "--dataset", "d",
+                  "--out", "o"]).encoders == ["state", "random_resnet18"]
+    assert parse(["analyze", "reconstruct", "--encoder", "state,random_resnet18", "--dataset", "d",
+                  "--out", "o"]).encoders == ["state", "random_resnet18"]
+    for argv in (["reconstruct", "--encoders", "s", "--dataset", "d"], ["phid", "--encoders", "s"], ["vat"],
+                 ["saliency", "--run", "r"]):
+        assert parse(["analyze", *argv, "--out", "o"]).device == "auto", argv
+
+
+def test_hints_name_the_commands_own_options(reach_short, tmp_path, capsys, monkeypatch):
+    """Defect: hints said train.device=cpu and create_encoder(..., pretrained=False) (Python)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = ["analyze", "reconstruct", "--out", str(tmp_path / "out"), "--dataset", str(reach_short.root)]
+    assert app([*base, "--encoders", "state", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "use --device cpu or --device auto" in err and "train.device" not in err
+    for argv in ([*base, "--encoders", "imagenet_resnet18", "--device", "cpu"],
+                 ["analyze", "phid", "--encoders", "imagenet_resnet18", "--out", str(tmp_path / "out"),
+                  "--device", "cpu"]):
+        assert app(argv) == 2  # no weights installed in the test home
+        err = capsys.readouterr().err
+        assert "for random weights pass --random-weights" in err and "create_encoder" not in err, err
+    assert app(["analyze", "vat", "--out", str(tmp_path / "out"), "--encoders", "imagenet_resnet18"]) == 2
+    err = capsys.readouterr().err
+    assert "--random-weights" in err and "create_encoder" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_record_names_the_file_for_every_fault(reach_short, tmp_path):
+    """Defect: a wrong-schema record's error left out the path, a PHID0 record saved as
+    reconstruct.json was accepted, and a missing figure went unnoticed."""
+    from vfmbench.analysis.records import md_cell, missing_figures, read_record
+    from vfmbench.utils.errors import DatasetError
+
+    out = tmp_path / "rec"
+    assert app(["analyze", "reconstruct", "--encoders", "state", "--dataset", str(reach_short.root), "--out", str(out),
+                "--epochs", "1", "--resolution", "8", "--hidden", "16", "--device", "cpu", "--no-progress"]) == 0
+    good = json.loads((out / "reconstruct.json").read_text())
+    record = read_record(out / "reconstruct.json")
+    assert missing_figures(record, out) == []
+    (out / "reconstruct.png").unlink()
+    assert missing_figures(record, out) == ["reconstruct.png"]
+    bad = tmp_path / "bad" / "reconstruct.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps({**good, "schema": "vfmbench.analysis.reconstruct/9"}))
+    with pytest.raises(DatasetError, match=f"^{bad}: not a reconstruction record"):
+        read_record(bad)
+    bad.write_text(json.dumps({"schema": "vfmbench.analysis.reconstruct/1", "results": [{}]}))
+    with pytest.raises(DatasetError, match=f"^{bad}: "):
+        read_record(bad)
+    bad.write_text(json.dumps({"schema": "vfmbench.analysis.phid/1"}))
+    with pytest.raises(DatasetError, match="named for the 'reconstruct' analysis but holds a 'phid' record"):
+        read_record(bad)
+    assert md_cell("a | b\nc") == "a \\| b c"
