@@ -54,3 +54,29 @@ def test_exponent_strings_are_numbers_and_demo_checks_the_method():
     assert method_config("bc", cfg.method_config).lr == 1e-3
     with pytest.raises(UnknownNameError, match="bc"):
         demo_config_from({"method": "bcc"})
+
+
+def test_missing_required_keys_and_duplicate_yaml_keys_are_named(tmp_path):
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Cfg:
+        name: str
+        size: int
+        colour: str = "red"
+
+    with pytest.raises(ConfigError, match=r"^my\.yaml: missing key 'size'$"):
+        from_dict(Cfg, {"name": "x"}, source="my.yaml")
+    with pytest.raises(ConfigError, match=r"^my\.yaml: missing keys 'name', 'size'$"):
+        from_dict(Cfg, None, source="my.yaml")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("train:\n  steps: 1\n  steps: 2\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml:3:3: invalid YAML: duplicate key 'steps' \(first on line 2\)$"):
+        load_yaml(dup)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: 1\nb: [unclosed\n")
+    with pytest.raises(ConfigError) as exc:
+        load_yaml(bad)
+    assert "\n" not in str(exc.value) and "bad.yaml:3" in str(exc.value) and "<unicode string>" not in str(exc.value)
+    (tmp_path / "empty.yaml").write_text("# only a comment\n")
+    assert load_yaml(tmp_path / "empty.yaml") == {}

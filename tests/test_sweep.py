@@ -2,6 +2,7 @@
 sweep killed with kill -9 that a rerun finishes without redoing what was done."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -220,3 +221,50 @@ def test_sweep_command_on_ray_runs_real_jobs(reach_dataset, tmp_path, capsys):
         rows = index.rows()
         assert [r.status for r in rows] == ["done", "done"] and all(r.record().evaluation.episodes == 2 for r in rows)
     assert app(args) == 0 and "ran 0 job(s)" in capsys.readouterr().out  # nothing left to do
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: k\n", r"^k\.yaml: missing key 'axes'$"),
+    ("", r"^k\.yaml: missing keys 'name', 'axes'$"),
+    ("name: k\naxes: {tasks: [fetch_reach], encoders: [state, e2e_cnnn]}\n",
+     r"^k\.yaml: axes\.encoders\[1\]: unknown encoder 'e2e_cnnn'; valid encoders: state, e2e_cnn"),
+    ("name: k\naxes: {tasks: [fetch_reach, fetch_reachh]}\n", r"^k\.yaml: axes\.tasks\[1\]: unknown task 'fetch_reachh'"),
+    ("name: k\naxes: {tasks: [fetch_reach], methods: [bc, bcc]}\n", r"^k\.yaml: axes\.methods\[1\]: unknown method 'bcc'"),
+    ("name: k\naxes: {tasks: [fetch_reach], shifts: [nope]}\n", r"^k\.yaml: axes\.shifts\[0\]: unknown shift 'nope'"),
+    ("name: k\naxes: {tasks: [fetch_reach], masks: [none, nope]}\n",
+     r"^k\.yaml: axes\.masks\[1\]: unknown segmenter 'nope'"),
+    ("name: k\nkind: rl\naxes: {tasks: [dmc_walker_walk], methods: [sac]}\n",
+     r"^k\.yaml: axes\.methods\[0\]: unknown agent 'sac'"),
+    ("name: k\naxes: {tasks: [fetch_reach]}\nexclude: [{colour: red}]\n", r"^k\.yaml: exclude\[0\]: must map"),
+    ("name: k\naxes: [a\n", r"^k\.yaml:3:1: invalid YAML: expected ','"),
+    ("name: k\naxes: {tasks: [fetch_reach]}\nname: j\n", r"^k\.yaml:3:1: invalid YAML: duplicate key 'name' \(first on line 1\)$"),
+])
+def test_grid_file_errors_name_the_file_and_the_key_in_one_line(tmp_path, text, message):
+    (tmp_path / "k.yaml").write_text(text)
+    with pytest.raises((ConfigError, KeyError)) as exc:
+        load_grid(tmp_path / "k.yaml")
+    msg = str(exc.value).replace(str(tmp_path) + "/", "")
+    assert re.search(message, msg) and "\n" not in msg, msg
+
+
+def test_sweep_needs_exactly_one_grid(capsys):
+    assert app(["sweep", "--config", "examples/grid.yaml", "--preset", "demo", "--out", "x"]) == 2
+    assert "--config and --preset are exclusive" in capsys.readouterr().err
+    assert app(["sweep", "--out", "x"]) == 2
+    assert "give the grid: --config GRID.yaml or --preset NAME" in capsys.readouterr().err
+
+
+def test_a_sweep_reruns_a_done_job_whose_record_is_corrupt(tmp_path, monkeypatch):
+    import vfmbench.experiments.executors as ex
+
+    monkeypatch.setattr(ex, "check_available", lambda g: None)
+    monkeypatch.setattr(ex, "prepare_data", lambda *a, **k: {})
+    grid = _grid(axes={"tasks": ["fetch_reach"], "encoders": ["state"], "seeds": [0, 1]})
+    with RunsIndex(tmp_path / "runs.sqlite") as index, InProcessExecutor(fn=_record) as executor:
+        first = ex.run_sweep(grid, tmp_path / "sw", index, executor, progress=False, log=lambda m: None)
+        assert first.counts == {"done": 2} and first.ran == 2
+        index._db.execute("""UPDATE jobs SET record_json='{"x":' WHERE id=1""")
+        logs = []
+        again = ex.run_sweep(grid, tmp_path / "sw", index, executor, progress=False, log=logs.append)
+    assert again.ran == 1 and again.counts == {"done": 2} and len(again.records()) == 2
+    assert any("index row 1" in m and "unreadable" in m for m in logs)
