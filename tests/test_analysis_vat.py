@@ -191,3 +191,58 @@ def test_frozen_control_with_pi1s_seed_is_pi1_exactly(tmp_path):
     assert not row.trainable and row.pi01.seed == row.pi1.seed == 0
     assert row.pi01.environment_success == row.pi1.environment_success
     assert row.test.mean_d == 0.0 and row.test.t == -math.inf and not row.test.reject
+
+
+def test_tasks_that_are_not_a_vat_pair_are_refused_before_any_work(tmp_path, capsys):
+    """Defect: fetch_reach / fetch_push ran (rc 0) though their frames differ."""
+    from vfmbench.analysis.vat import check_task_pair
+
+    out = tmp_path / "out"
+    argv = ["analyze", "vat", "--out", str(out), "--task0", "fetch_reach", "--task1", "fetch_push", "--encoders",
+            "random_resnet18", "--episodes", "2", "--environments", "2", "--episodes-per-environment", "1",
+            "--steps", "5", "--device", "cpu"]
+    assert app(argv) == 2
+    err = capsys.readouterr().err
+    assert "fetch_reach and fetch_push are not a VAT pair" in err and "--no-pair-check" in err
+    assert not out.exists()
+    check_task_pair("fetch_reach_red", "fetch_reach_blue")  # the real pair passes
+    assert VatConfig().check_pair and VatConfig().min_pi0_success == 0.5
+
+
+def test_a_pi0_that_did_not_learn_t0_is_marked_not_meaningful(small_vat, capsys):
+    """Defect: a pi0 with low success on T0 gave a verdict like any other."""
+    from dataclasses import replace
+
+    from vfmbench.analysis.vat import plot_vat
+
+    out, argv, _ = small_vat
+    record = VatRecord.from_dict(json.loads((out / "vat.json").read_text()))
+    rate = record.rows[0].pi0.success_rate
+    learned, failed = replace(record, min_pi0_success=0.0), replace(record, min_pi0_success=rate + 0.01)
+    assert learned.warnings() == [] and "not meaningful" not in learned.markdown()
+    table = failed.markdown()
+    assert f"| e2e_cnn (end to end) | {rate:.2f} (did not learn T0) |" in table
+    assert "| not meaningful |" in table
+    assert (f"Warning: e2e_cnn: pi0 did not learn T0 (success {rate:.2f} on fetch_reach_red, below {rate + 0.01}): "
+            "the test is not meaningful.") in table
+    assert plot_vat(failed, out / "failed.png").stat().st_size > 0
+    # the command warns on stderr and records its threshold (a rerun reads every run back)
+    assert app([*argv, "--min-pi0-success", "1"]) == 0
+    err = capsys.readouterr().err
+    assert ("warning: VAT e2e_cnn: pi0 did not learn T0" in err) == (rate < 1.0)
+    assert VatRecord.from_dict(json.loads((out / "vat.json").read_text())).min_pi0_success == 1.0
+
+
+def test_saliency_explains_a_vat_pi01_run(small_vat, tmp_path, capsys):
+    """Defect: saliency refused pi0->1 (a frozen_run encoder) with jargon; it explains it through
+    the source run's encoder."""
+    from vfmbench.analysis.records import read_record
+
+    out = small_vat[0]
+    dest = tmp_path / "sal"
+    assert app(["analyze", "saliency", "--run", str(out / "runs/e2e_cnn/pi01"), "--out", str(dest), "--episodes", "1",
+                "--envs", "1", "--every", "20", "--figure-steps", "1", "--device", "cpu", "--no-progress"]) == 0
+    record = read_record(dest / "saliency.json")
+    assert record.frames >= 1 and record.encoder == "frozen_run" and math.isfinite(record.completeness_gap)
+    maps = np.load(dest / "saliency.npz")["saliency"]
+    assert maps.shape[0] == record.frames and np.abs(maps).sum() > 0
