@@ -289,3 +289,50 @@ def test_a_state_run_is_refused_before_any_rollout(fetch_runs, tmp_path, capsys)
     assert app(["analyze", "saliency", "--run", str(fetch_runs["state"]), "--out", str(tmp_path / "o")]) == 2
     assert "reads 'state', not images" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_record_markdown_keeps_one_cell_per_column():
+    """Defect: the completeness-gap cell held unescaped '|' and broke the table."""
+    data = dict(schema="vfmbench.analysis.saliency/1", run="r", checkpoint_step=2, task="fetch_reach",
+                encoder="odd|name", trainable=True, method="bc", target="norm", episodes=1, seeds=[1], every=5,
+                frames=2, frame_size=[32, 32], input_size=[32, 32], successes=[False], terms={"conv": 5},
+                spatial_terms=5, completeness_gap=0.164, output_mean=0.3, mask_mass=None, mask_area=None, seconds=1.0,
+                figures=["saliency.png"])
+    table = SaliencyRecord.from_dict(data).markdown()
+    for line in table.splitlines():
+        assert len(line.replace("\\|", "").split("|")) == 4, line  # "| key | value |": two cells
+    assert "| completeness gap | 0.164 (median over maps of abs(f - sum of the parts) / abs(f)) |" in table
+    assert "odd\\|name" in table
+
+
+def test_heat_map_has_a_labelled_colour_bar_from_0_to_1(tmp_path, monkeypatch):
+    """Defect: the heat map had no colour bar."""
+    import matplotlib.figure
+
+    from vfmbench.analysis.saliency import plot_saliency
+
+    saved = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: (saved.append(self), real(self, *a, **k))[1])
+    rng = np.random.default_rng(0)
+    arrays = {"frames": rng.integers(0, 255, (3, 16, 16, 3), dtype=np.uint8), "saliency": rng.random((3, 16, 16)) * 7,
+              "episode": np.zeros(3, int), "step": np.arange(3)}
+    assert plot_saliency(arrays, tmp_path / "s.png", steps=2).stat().st_size > 0
+    bar = saved[0].axes[-1]
+    assert "FullGrad saliency" in bar.get_ylabel() and "0-1" in bar.get_ylabel()
+    assert bar.get_ylim() == (0.0, 1.0)
+
+
+@pytest.mark.sim
+def test_a_missing_checkpoint_step_lists_the_steps_that_exist(fetch_runs, tmp_path, capsys):
+    """Defect: --step 999 did not say which checkpoint steps exist."""
+    from vfmbench.cli import app
+    from vfmbench.training.frozen_run import checkpoint_steps
+
+    steps = checkpoint_steps(fetch_runs["e2e_cnn"])
+    assert steps and steps[-1] == 20
+    assert app(["analyze", "saliency", "--run", str(fetch_runs["e2e_cnn"]), "--step", "999",
+                "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"no checkpoint for --step 999; its checkpoints are at steps {', '.join(map(str, steps))}" in err
+    assert "leave --step out for the latest, 20" in err and not (tmp_path / "o").exists()

@@ -77,14 +77,14 @@ def checkpoint_steps(run_dir: str | Path) -> list[int]:
 
 
 def check_step(run_dir: str | Path, step: int | None, option: str = "step") -> None:
-    """VfmbenchError naming the steps that exist when `run_dir` has no checkpoint for `step`
-    (None: the latest, which only needs one checkpoint). `option` is how the caller spells it
+    """VfmbenchError naming the steps that exist when `run_dir` has checkpoints but none for
+    `step` (None: the latest; a folder without checkpoints is left to the loader's error). `option` is how the caller spells it
     (e.g. ``--step``)."""
     if not Path(run_dir).is_dir():
         return  # the loader says the folder is missing
     steps = checkpoint_steps(run_dir)
     if not steps:
-        raise VfmbenchError(f"{run_dir} has no checkpoint; is it a run folder whose training started?")
+        return  # no run, or one without checkpoints: the loader says which
     if step is not None and step not in steps:
         raise VfmbenchError(f"{run_dir} has no checkpoint for {option} {step}; its checkpoints are at steps "
                             f"{', '.join(map(str, steps))} (leave {option} out for the latest, {steps[-1]})")
