@@ -2,8 +2,9 @@
 
 Statistics: success is summarised per (task, encoder, method, training budget) over seeds, the
 budget being what the table shows (gradient steps, batch size, augmentation): runs of different
-budgets are different rows, never pooled. Each run counts once (`unique_runs`: one record per run
-folder and per (task, encoder, method, seed, budget), the last given wins). A row has the mean,
+budgets are different rows, never pooled. Each run counts once: `summarize` keeps one record per
+(task, encoder, method, seed, budget), the last given; `unique_runs` also drops a second record of
+one run folder (what `vfmbench report` applies to index rows, newest record last). A row has the mean,
 the population standard deviation and a 95% confidence interval of the mean from Student's t
 distribution (``mean ± t(0.975, n-1) · s / sqrt(n)``, s the sample standard deviation; none for a
 single seed), clipped to [0, 1] since a success rate lies there. Within each (task, method), every
@@ -68,16 +69,17 @@ def budget(record: RunRecord) -> tuple[int, int, str]:
     return (t.steps, t.batch_size, t.augment)
 
 
-def unique_runs(records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[RunRecord]]:
-    """(kept, dropped): one record per run folder and per (task, encoder label, method, seed, budget),
-    so no run is counted twice (e.g. one folder recorded by two sweeps of different specs). Later
-    records win (give them oldest first); kept records stay in their order."""
+def unique_runs(records: Sequence[RunRecord], by_folder: bool = True) -> tuple[list[RunRecord], list[RunRecord]]:
+    """(kept, dropped): one record per (task, encoder label, method, seed, budget) and, with
+    `by_folder`, per run folder, so no run is counted twice (e.g. one folder recorded by two sweeps
+    of different specs). Later records win (give them oldest first); kept records keep their order."""
     seen: set = set()
     keep = set()
     for i in range(len(records) - 1, -1, -1):  # later records first
         r = records[i]
-        ids = {("dir", str(Path(r.run_dir).resolve()) if r.run_dir else f"#{i}"),
-               ("run", r.task, r.encoder_label, r.method, r.seed, budget(r))}
+        ids = {("run", r.task, r.encoder_label, r.method, r.seed, budget(r))}
+        if by_folder and r.run_dir:
+            ids.add(("dir", str(Path(r.run_dir).resolve())))
         if not ids & seen:
             keep.add(i)
         seen |= ids
@@ -88,10 +90,10 @@ def unique_runs(records: Sequence[RunRecord]) -> tuple[list[RunRecord], list[Run
 
 def summarize(records: Sequence[RunRecord]) -> list[SummaryRow]:
     """Mean, standard deviation and 95% CI (over seeds, clipped to [0, 1]) of success per (task,
-    encoder label, method, budget), each compared with the best of its (task, method). Each run
-    counts once (`unique_runs`); records without an evaluation are left out."""
+    encoder label, method, budget), each compared with the best of its (task, method). Each (task,
+    encoder, method, seed, budget) counts once (the last record); records without an evaluation are left out."""
     groups: dict[tuple, list[RunRecord]] = defaultdict(list)
-    for r in unique_runs(records)[0]:
+    for r in unique_runs(records, by_folder=False)[0]:
         if r.evaluation is not None:
             groups[(r.task, r.encoder_label, r.method, *budget(r))].append(r)
     successes = {key: np.array([r.evaluation.success_rate for r in rs if r.evaluation is not None], dtype=float)
@@ -151,7 +153,7 @@ def summarize_robustness(records: Sequence[RunRecord]) -> list[RobustnessRow]:
     """Mean success and mean drop against the clean task over seeds, per (task, encoder, method,
     budget, shift); each run counts once (`unique_runs`)."""
     groups: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-    for r in unique_runs(records)[0]:
+    for r in unique_runs(records, by_folder=False)[0]:
         for s in r.robustness:
             groups[(r.task, r.encoder_label, r.method, s.shift, *budget(r))].append((s.success_rate, s.drop))
     return [
