@@ -183,11 +183,12 @@ def analysis_title(record: Any) -> str:
 
 def _analysis_sections(paths: Sequence[Path], out: Path) -> list[AnalysisSection]:
     """Read each analysis record; copy its figures under ``out/analyses/<i>-<name>/``."""
-    from vfmbench.analysis.records import read_record
+    from vfmbench.analysis.records import missing_figures, read_record
 
     sections = []
     for i, path in enumerate(paths):
         record = read_record(path)
+        missing = missing_figures(record, path.parent)
         dest = out / "analyses" / f"{i}-{path.stem}"
         figures = []
         for fig in record.figures:
@@ -197,8 +198,9 @@ def _analysis_sections(paths: Sequence[Path], out: Path) -> list[AnalysisSection
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target)
                 figures.append(str(target.relative_to(out)))
-        sections.append(AnalysisSection(title=analysis_title(record), source=str(path), markdown=record.markdown(),
-                                        figures=figures))
+        note = f"\n\n*Figures listed by the record but missing next to it: {', '.join(missing)}.*" if missing else ""
+        sections.append(AnalysisSection(title=analysis_title(record), source=str(path),
+                                        markdown=record.markdown() + note, figures=figures))
     return sections
 
 
