@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from vfmbench.analysis.records import md_cell
+from vfmbench.analysis.records import json_number, json_safe, md_cell
 from vfmbench.utils.errors import ConfigError, DatasetError
 
 SCHEMA = "vfmbench.analysis.phid/1"
@@ -228,7 +228,7 @@ class PhidRecord:
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
+        return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PhidRecord":
@@ -238,8 +238,8 @@ class PhidRecord:
         try:
             kw = dict(data)
             kw["estimator"] = PhidEstimator(**kw["estimator"])
-            kw["results"] = [PhidResult(**{k: _number(v) for k, v in r.items()}) for r in kw["results"]]
-            kw["max_state_difference"] = _number(kw["max_state_difference"])
+            kw["results"] = [PhidResult(**{k: json_number(v) for k, v in r.items()}) for r in kw["results"]]
+            kw["max_state_difference"] = json_number(kw["max_state_difference"])
             return cls(**kw)
         except (KeyError, TypeError) as exc:
             raise DatasetError(f"PHID0 record is malformed ({exc}); write it again with vfmbench analyze phid") from exc
@@ -279,25 +279,6 @@ def exclusion_notes(record: PhidRecord) -> list[str]:
 def _used_mean(r: PhidResult, values: list[float], seed: int) -> str:
     used = [v for i, v in enumerate(values) if seed + i not in r.excluded_seeds and math.isfinite(v)]
     return f"{np.mean(used):.2f}" if used else "n/a"
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no inf/nan: write them as strings (read back by `_number`)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
-        return float(value)
-    if isinstance(value, list):
-        return [_number(v) for v in value]
-    return value
 
 
 # -- the analysis ---------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Reports read any of them back through `read_record` and render `markdown()` and 
 from __future__ import annotations
 
 import importlib
+import math
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,3 +84,24 @@ def md_cell(value: Any) -> str:
     """`value` as text for one markdown table cell: a ``|`` (which would end the cell) escaped as
     ``\\|`` and line breaks made spaces. Every record's `markdown` writes its cells through it."""
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with non-finite floats written as the strings "inf", "-inf", "nan" (JSON has no
+    inf/nan), through dicts and lists; `json_number` reads them back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def json_number(value: Any) -> Any:
+    """The inverse of `json_safe` for a value or a list of values."""
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    if isinstance(value, list):
+        return [json_number(v) for v in value]
+    return value

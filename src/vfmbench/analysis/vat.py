@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from vfmbench.training.frozen_run import FROZEN_RUN, frozen_run_options
-from vfmbench.analysis.records import md_cell
+from vfmbench.analysis.records import json_number, json_safe, md_cell
 from vfmbench.utils.errors import ConfigError, DatasetError
 
 SCHEMA = "vfmbench.analysis.vat/1"
@@ -175,7 +175,7 @@ class VatRecord:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
+        return json_safe(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VatRecord":
@@ -187,7 +187,7 @@ class VatRecord:
             kw = dict(data)
             kw["rows"] = [VatRow(encoder=r["encoder"], trainable=r["trainable"],
                                  pi0=VatPolicy(**r["pi0"]), pi1=VatPolicy(**r["pi1"]), pi01=VatPolicy(**r["pi01"]),
-                                 test=VatTest(**{k: _number(v) for k, v in r["test"].items()}))
+                                 test=VatTest(**{k: json_number(v) for k, v in r["test"].items()}))
                           for r in kw["rows"]]
             return cls(**kw)
         except (KeyError, TypeError) as exc:
@@ -223,21 +223,6 @@ def _mean_std(values: list[float]) -> str:
 
 def _fmt(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else str(value)
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no inf/nan: write them as strings (read back by `_number`)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _number(value: Any) -> Any:
-    return float(value) if isinstance(value, str) and value in ("inf", "-inf", "nan") else value
 
 
 # -- the analysis ---------------------------------------------------------------------------------
