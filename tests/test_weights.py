@@ -330,17 +330,17 @@ def test_torchscript_archive_the_reader_cannot_rebuild_is_refused_unless_trusted
     assert ARCHIVE_SIDE_EFFECT in capfd.readouterr().out and "w" in read
 
 
-class _Call:
-    """Pickles as a call of print: what a malicious pickle does with os.system."""
-
-    def __reduce__(self):
-        return (print, ("PICKLE CODE RAN",))
+# {"w": builtins.print("PICKLE CODE RAN")} as protocol-2 opcodes: a call, what a malicious pickle does
+# with os.system. Written out rather than pickled from `print`, which Ray's tqdm_ray replaces
+# process-wide once a Ray sweep ran in the same test worker.
+_CALL_PICKLE = (b"\x80\x02}X\x01\x00\x00\x00wcbuiltins\nprint\nX\x0f\x00\x00\x00PICKLE CODE RAN"
+                b"\x85Rs.")
 
 
 def test_a_torchscript_archive_that_pickles_a_call_is_refused_without_calling_it(tmp_path, capfd):
     path = tmp_path / "evil.pt"
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("evil/data.pkl", pickle.dumps({"w": _Call()}, protocol=2))
+        z.writestr("evil/data.pkl", _CALL_PICKLE)
         z.writestr("evil/constants.pkl", pickle.dumps((), protocol=2))
         z.writestr("evil/version", "3\n")
     with pytest.raises(CheckpointError, match=r"pickles (__builtin__|builtins)\.print"):
