@@ -39,11 +39,22 @@ COMMAND_MODULES = [
 _IO_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST}
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vfmbench")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vfmbench",
         description="Compare vision backbones for visuomotor policies on simulated robot tasks.",
     )
+    parser.add_argument("--version", action="version", version=f"vfmbench {_version()}",
+                        help="print the installed vfmbench version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:

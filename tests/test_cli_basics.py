@@ -1,5 +1,5 @@
-"""`--set` / `--shift-set` values: every command parses them in one place (`apply_overrides`), so a
-malformed value is one error line naming the key, never a YAML traceback."""
+"""Command-line basics: `--set` / `--shift-set` values are parsed in one place (`apply_overrides`),
+so a malformed value is one error line naming the key, never a YAML traceback; `--version`."""
 
 import pytest
 
@@ -34,3 +34,11 @@ def test_commands_report_a_malformed_value_in_one_line(argv, tmp_path, capsys):
         assert not (tmp_path / "out").exists()  # nothing started
     else:
         assert rc == 0
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        app(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"vfmbench {version('vfmbench')}"
