@@ -235,7 +235,7 @@ def test_report_shows_tasks_sweeps_human_titles_and_labelled_bars(index_with_run
                                                                   monkeypatch):
     import matplotlib.axes
 
-    from vfmbench.reports.html import analysis_title
+    from vfmbench.analysis.records import analysis_title
 
     labels = []
     real = matplotlib.axes.Axes.bar_label

@@ -79,7 +79,7 @@ def test_demo_report_includes_analysis_records_found_under_its_folder(tmp_path):
     bad.mkdir()
     (bad / "phid.json").write_text('{"schema": "vfmbench.analysis.phid/1", "tas')
     text = "\n".join(_analysis_lines(tmp_path))
-    assert "## Analyses" in text and "0.40 of the saliency on 0.10 of the frame" in text
+    assert "## Analyses" in text and "### FullGrad saliency" in text and "0.40 of the saliency on 0.10 of the frame" in text
     assert "missing next to it: saliency.png" in text  # listed, not written
     (good / "saliency.png").write_bytes(b"png")
     text = "\n".join(_analysis_lines(tmp_path))

@@ -87,6 +87,8 @@ def test_presets_list_and_check_what_they_need_before_any_work(tmp_path, capsys)
 
 
 def _record(job, success=1.0):
+    # defined here, not shared with test_runs_index: Ray workers unpickle `fake_job` by value and
+    # cannot import another test module
     train = TrainRecord(schema="vfmbench.train/1", encoder_label=job.encoder, pretrained=False, goal_conditioned=False,
                         steps=10, batch_size=8, augment="cached", evals=[], best_k=3, best_k_mean_success=None,
                         train_seconds=1.0, prepare_seconds=0.0, device="cpu")

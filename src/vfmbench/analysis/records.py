@@ -74,6 +74,32 @@ def missing_figures(record: AnalysisRecord, folder: str | Path) -> list[str]:
     return [f for f in (getattr(record, "figures", None) or []) if not (folder / f).is_file()]
 
 
+def missing_note(record: AnalysisRecord, folder: str | Path) -> str:
+    """The line a report shows for `missing_figures` ("" when none is missing)."""
+    missing = missing_figures(record, folder)
+    return f"*Figures listed by the record but missing next to it: {', '.join(missing)}.*" if missing else ""
+
+
+# analysis name (the NAME of its schema vfmbench.analysis.NAME/N) -> the title a report shows
+ANALYSIS_TITLES = {
+    "reconstruct": "Reconstruction",
+    "phid": "PHID0",
+    "vat": "Visual Alignment Testing",
+    "saliency": "FullGrad saliency",
+}
+
+
+def analysis_title(record: Any) -> str:
+    """A human title for an analysis record: its own `title` if it has one, else `ANALYSIS_TITLES`
+    by the analysis name in its schema, else that name."""
+    own = getattr(record, "title", None)
+    if isinstance(own, str) and own.strip():
+        return own.strip()
+    schema = str(getattr(record, "schema", ""))
+    name = schema.removeprefix("vfmbench.analysis.").split("/")[0]
+    return ANALYSIS_TITLES.get(name, name or schema)
+
+
 def find_records(folder: str | Path) -> list[Path]:
     """Analysis record files under `folder` (recursively), sorted."""
     return sorted(p for p in Path(folder).rglob("*.json")

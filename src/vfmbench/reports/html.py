@@ -161,34 +161,13 @@ def _markdown_to_html(text: str) -> str:
     return markdown_it.MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
-# analysis name (the NAME of its schema vfmbench.analysis.NAME/N) -> the title a report shows
-ANALYSIS_TITLES = {
-    "reconstruct": "Reconstruction",
-    "phid": "PHID0",
-    "vat": "Visual Alignment Testing",
-    "saliency": "FullGrad saliency",
-}
-
-
-def analysis_title(record: Any) -> str:
-    """A human title for an analysis record: its own `title` if it has one, else `ANALYSIS_TITLES`
-    by the analysis name in its schema, else that name."""
-    own = getattr(record, "title", None)
-    if isinstance(own, str) and own.strip():
-        return own.strip()
-    schema = str(getattr(record, "schema", ""))
-    name = schema.removeprefix("vfmbench.analysis.").split("/")[0]
-    return ANALYSIS_TITLES.get(name, name or schema)
-
-
 def _analysis_sections(paths: Sequence[Path], out: Path) -> list[AnalysisSection]:
     """Read each analysis record; copy its figures under ``out/analyses/<i>-<name>/``."""
-    from vfmbench.analysis.records import missing_figures, read_record
+    from vfmbench.analysis.records import analysis_title, missing_note, read_record
 
     sections = []
     for i, path in enumerate(paths):
         record = read_record(path)
-        missing = missing_figures(record, path.parent)
         dest = out / "analyses" / f"{i}-{path.stem}"
         figures = []
         for fig in record.figures:
@@ -198,9 +177,9 @@ def _analysis_sections(paths: Sequence[Path], out: Path) -> list[AnalysisSection
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, target)
                 figures.append(str(target.relative_to(out)))
-        note = f"\n\n*Figures listed by the record but missing next to it: {', '.join(missing)}.*" if missing else ""
+        note = missing_note(record, path.parent)
         sections.append(AnalysisSection(title=analysis_title(record), source=str(path),
-                                        markdown=record.markdown() + note, figures=figures))
+                                        markdown=record.markdown() + (f"\n\n{note}" if note else ""), figures=figures))
     return sections
 
 

@@ -257,7 +257,7 @@ def write_report(doc: "DemoResults", out: Path) -> Path:
 def _analysis_lines(out: Path) -> list[str]:
     """An "Analyses" section with every analysis record under ``out/analysis/`` (`vfmbench analyze
     ... --out OUT/analysis/NAME`): its table and figures. An unreadable record is named, not fatal."""
-    from vfmbench.analysis.records import find_records, missing_figures, read_record
+    from vfmbench.analysis.records import analysis_title, find_records, missing_figures, missing_note, read_record
     from vfmbench.utils.errors import DatasetError
 
     paths = find_records(out / "analysis") if (out / "analysis").is_dir() else []
@@ -272,8 +272,7 @@ def _analysis_lines(out: Path) -> list[str]:
             lines += [f"`{rel / path.name}`: not included ({exc})", ""]
             continue
         missing = missing_figures(record, path.parent)
-        lines += [record.markdown(), ""]
+        lines += [f"### {analysis_title(record)}", "", record.markdown(), ""]
         lines += [f"![{fig}]({(rel / fig).as_posix()})" for fig in record.figures if fig not in missing]
-        lines += [f"*Figures listed by the record but missing next to it: {', '.join(missing)}.*"] if missing else []
-        lines += [""]
+        lines += [missing_note(record, path.parent), ""]
     return lines
