@@ -155,3 +155,38 @@ def test_methods_command_lists_every_method(capsys):
     assert [r["name"] for r in rows] == list_methods() and sorted(list_methods()) == sorted(METHODS)
     assert app(["methods", "show", "inverse_iql"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["expectile"] == 0.7
+
+
+def test_bf16_autocast_training_still_reaches_the_targets(reach_data, tmp_path):
+    """`train.precision: bfloat16` runs the training forward passes under autocast (CPU here)."""
+    spec = RunSpec(task="point_reach", encoder="state", method="bc", method_config=TINY["bc"],
+                   train=TrainConfig(steps=STEPS["bc"], log_every=100, precision="bfloat16"))
+    envs = [PointReach() for _ in range(10)]
+    result = Trainer(spec, reach_data, tmp_path / "bf16", progress=False).run(any_step_success(envs))
+    assert result.final_success >= 0.8, result.final_success
+    with pytest.raises(ConfigError, match="train.precision"):
+        TrainConfig(precision="float16")
+
+
+def test_compile_covers_trained_networks_only_and_keeps_checkpoint_keys(reach_data):
+    from vfmbench.training.trainer import build_agent, compile_trained_networks
+
+    spec = RunSpec(task="point_reach", encoder="state", method="dp_conv", method_config=TINY["dp_conv"])
+    agent = build_agent(spec, reach_data.spaces)
+    keys = list(agent.persistent_state_dict())
+    compile_trained_networks(agent)
+    assert agent.policy.net._compiled_call_impl is not None
+    assert agent.policy.ema._compiled_call_impl is None  # the EMA average samples eagerly
+    assert list(agent.persistent_state_dict()) == keys
+
+
+def test_runs_recorded_before_a_train_key_existed_still_resume(reach_data, tmp_path):
+    spec = RunSpec(task="point_reach", encoder="state", method="bc", method_config=TINY["bc"],
+                   train=TrainConfig(steps=20, log_every=10))
+    run = tmp_path / "old"
+    Trainer(spec, reach_data, run, progress=False).run()
+    config = json.loads((run / "config.json").read_text())
+    for key in ("precision", "compile"):
+        del config["spec"]["train"][key]
+    (run / "config.json").write_text(json.dumps(config))
+    assert Trainer(spec, reach_data, run, progress=False).run().steps == 20

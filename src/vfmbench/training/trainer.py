@@ -49,6 +49,9 @@ if TYPE_CHECKING:  # the trainer only reads the results its evaluation callback 
     from vfmbench.evaluation.rollout import EvalResult
 
 
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 @dataclass
 class TrainConfig:
     """How to train (the method's own options, e.g. lr and batch size, live in its config)."""
@@ -65,6 +68,9 @@ class TrainConfig:
     log_every: int = 50
     device: str = "auto"
     embed_batch_size: int = 64
+    precision: str = "float32"  # "bfloat16": the training steps' forward passes under bf16 autocast
+    compile: bool = False  # torch.compile the policy's trained networks (and a trained encoder) first
+
 
     def __post_init__(self) -> None:
         self.validate()  # also when built in Python, not only from a config file
@@ -78,6 +84,8 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be 0 or more, got {getattr(self, name)}")
         resolve_device(self.device, available=False)  # a clear error for names that are no device
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
@@ -92,6 +100,19 @@ class RunSpec:
     encoder_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"pooling": "mean"}
     method_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def compile_trained_networks(agent: Agent) -> None:
+    """``torch.compile`` in place (`nn.Module.compile`, so state-dict keys and checkpoints are
+    unchanged) every sub-network of the policy that has trainable parameters, and the encoder
+    when it trains jointly; frozen copies such as target networks and EMA averages stay eager.
+    Worth it on a GPU, where small networks are bound by kernel launches (benchmarks/learners.py
+    --speed measures it); the first steps then take a minute of compiling."""
+    for module in agent.policy.children():
+        if any(p.requires_grad for p in module.parameters()):
+            module.compile()
+    if agent.encoder.trainable:
+        agent.encoder.compile()
 
 
 def resolve_device(name: str, available: bool = True) -> torch.device:
@@ -252,6 +273,7 @@ class Trainer:
                                 "belong to; train into a new folder")
         if config_path.exists():
             old = read_run_config(self.run_dir)
+            old["spec"] = _with_train_defaults(old.get("spec"))
             for key in ("spec", "dataset_fingerprint"):
                 if old.get(key) != config_record[key]:
                     raise VfmbenchError(
@@ -273,6 +295,9 @@ class Trainer:
         policy: Policy = agent.policy
         batch_size = policy.config.batch_size
         enc_params = list(agent.encoder.parameters()) if agent.encoder.trainable else []
+        if cfg.compile:
+            compile_trained_networks(agent)
+        autocast_dtype = PRECISIONS[cfg.precision]
         optimizers = policy.configure_optimizers(enc_params, cfg.steps)
         start_step, evals, seconds_before = 0, [], 0.0
         rng = np.random.default_rng([spec.seed, 0])
@@ -314,8 +339,9 @@ class Trainer:
             if start_step and is_eval_step(start_step) and not any(e.step == start_step for e in evals):
                 evaluate_at(start_step)  # interrupted during this evaluation: its checkpoint is there, redo it
             for step in range(start_step + 1, cfg.steps + 1):
-                batch = self._batch(agent, data, rng, batch_size)
-                metrics = policy.update(batch, optimizers, step)
+                with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype != torch.float32):
+                    batch = self._batch(agent, data, rng, batch_size)
+                    metrics = policy.update(batch, optimizers, step)
                 bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
                 if bad:
                     last = list_checkpoints(self.run_dir)
@@ -367,6 +393,15 @@ class Trainer:
         best_steps = {e.step for e in sorted(evals, key=lambda e: -e.success_rate)[: self.spec.train.best_k]}
         keep |= {c for c in ckpts if int(c.name.split("_")[1]) in best_steps}
         prune_checkpoints(self.run_dir, keep)
+
+
+def _with_train_defaults(spec: Any) -> Any:
+    """A recorded spec with the `TrainConfig` keys added since it was written set to their
+    defaults, so that runs recorded before a key existed still resume."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("train"), dict):
+        return spec
+    defaults = json.loads(json.dumps(asdict(TrainConfig())))
+    return {**spec, "train": {**{k: v for k, v in defaults.items() if k not in spec["train"]}, **spec["train"]}}
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
