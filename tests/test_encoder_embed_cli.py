@@ -33,8 +33,8 @@ def embed(argv: list[str], capsys) -> dict:
 
 
 def test_embed_computes_once_then_hits_the_cache(dataset, tmp_path, capsys):
-    common = ["--encoder", "r3m_resnet18", "--random", "--dataset", str(dataset), "--out", str(tmp_path / "cache"),
-              "--device", "cpu", "--batch-size", "4"]
+    common = ["--encoder", "r3m_resnet18", "--random-weights", "--dataset", str(dataset),
+              "--out", str(tmp_path / "cache"), "--device", "cpu", "--batch-size", "4"]
     first = embed(common, capsys)
     assert first["cache"] == "computed" and first["shape"] == [6, 512]
     assert first["encoder"] == "r3m_resnet18 (random)"
@@ -71,7 +71,7 @@ def test_encoder_benchmark_runs_on_cpu_in_tiny_mode(tmp_path, capsys):
 def test_embed_names_missing_arrays_and_refuses_bad_batch_sizes(dataset, tmp_path, capsys):
     from vfmbench.cli import app
 
-    common = ["embed", "--encoder", "r3m_resnet18", "--random", "--dataset", str(dataset),
+    common = ["embed", "--encoder", "r3m_resnet18", "--random-weights", "--dataset", str(dataset),
               "--out", str(tmp_path / "cache"), "--device", "cpu"]
     assert app([*common, "--array", "goal_pixels"]) == 2
     err = capsys.readouterr().err
@@ -103,7 +103,7 @@ def test_interrupted_embed_resumes_on_the_next_run(dataset, tmp_path, capsys, mo
         return enc
 
     monkeypatch.setattr(encoders, "create_encoder", interrupting)
-    argv = ["embed", "--encoder", "r3m_resnet18", "--random", "--dataset", str(dataset),
+    argv = ["embed", "--encoder", "r3m_resnet18", "--random-weights", "--dataset", str(dataset),
             "--out", str(tmp_path / "cache"), "--device", "cpu", "--batch-size", "2"]
     assert app(argv) == 130
     err = capsys.readouterr().err

@@ -99,7 +99,7 @@ def test_report_command_renders_tables_figures_and_analyses(index_with_runs, ana
     # the summary: one row per encoder with mean ± std, CI, seeds and the training budget
     assert re.search(r"<td>state</td>\s*<td>bc</td>\s*<td>0\.9\d ± 0\.0\d</td>\s*<td>\[0\.\d\d, 0\.\d\d\]</td>", page)
     assert "<td>300</td>" in page and "<td>256</td>" in page and "<td>cached</td>" in page
-    assert "distractor" in page and "(-0.20)" in page  # robustness, with the change against the clean task
+    assert "distractor" in page and "(drop +0.20)" in page  # robustness, with the drop against the clean task
     assert "&lt;the worker&gt; died" in page  # the failed job, escaped
     assert "<strong>fake</strong>" in page and "analyses/0-vat/vat.png" in page
     for name in ("success.png", "robustness.png", "analyses/0-vat/vat.png", "report.md"):

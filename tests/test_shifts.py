@@ -181,7 +181,7 @@ def test_cli_lists_shifts_and_renders_a_frame_with_its_mask(tmp_path, capsys):
     listed = json.loads(capsys.readouterr().out)
     assert [s["name"] for s in listed] == ["none", *SHIFTED] and listed[1]["options"]["count"] == 1
     out = tmp_path / "frame.png"
-    assert app(["tasks", "render", "--task", "fetch_push", "--shift", "distractor", "--shift-set", "count=2",
+    assert app(["tasks", "render", "--task", "fetch_push", "--shift", "distractor", "--shift-set", "distractor.count=2",
                 "--resolution", "32", "--mask", "--out", str(out)]) == 0
     image = imageio.imread(out)
     assert image.shape == (32, 64, 3) and set(np.unique(image[:, 32:])) == {0, 255}

@@ -8,6 +8,7 @@ import errno
 import importlib
 import sys
 
+from vfmbench.cli._common import Parser, command_hints, example
 from vfmbench.utils.errors import VfmbenchError
 
 # Command modules, in the order `vfmbench --help` lists them.
@@ -49,9 +50,12 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vfmbench",
-        description="Compare vision backbones for visuomotor policies on simulated robot tasks.",
+        description="Compare vision backbones for visuomotor policies on simulated robot tasks. "
+                    "`vfmbench COMMAND --help` describes a command, its options and their defaults, and "
+                    "ends with an example.",
+        epilog=example("vfmbench demo --quick"),
     )
     parser.add_argument("--version", action="version", version=f"vfmbench {_version()}",
                         help="print the installed vfmbench version and exit")
@@ -69,7 +73,7 @@ def app(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except VfmbenchError as exc:
-        print(f"vfmbench: error: {exc}", file=sys.stderr)
+        print(f"vfmbench: error: {command_hints(exc, args)}", file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.errno not in _IO_ERRORS:

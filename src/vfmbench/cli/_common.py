@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,8 +12,50 @@ from tabulate import tabulate
 
 from vfmbench.registry import Registry
 from vfmbench.utils.config import apply_overrides, load_yaml
+from vfmbench.utils.errors import VfmbenchError
 
 T = TypeVar("T")
+
+
+def _shown(value: Any) -> str:
+    """A default as a command line would spell it: lists comma-separated, paths as written."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """The --help layout of every command. An option's default is appended to its help as
+    "(default: X)" wherever there is one to state (not for None, False or an empty list: those
+    options say in words what leaving them out does), so help and defaults cannot drift apart.
+    Text is wrapped, except lines that start with a space (the example of the epilog)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS
+                or (isinstance(default, (list, tuple)) and not default) or "%(default)" in text
+                or (not action.option_strings and action.nargs not in ("?", "*"))):
+            return text
+        return f"{text} (default: {_shown(default).replace('%', '%%')})"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n".join(indent + line if line.startswith(" ") else fill(line, width, indent)
+                         for line in text.splitlines())
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser with `HelpFormatter`; subcommand parsers inherit it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def example(command: str) -> str:
+    """A command's epilog: one working example (tests/test_cli_help.py parses it)."""
+    return f"example:\n  {command}"
 
 
 def print_json(data: Any) -> None:
@@ -94,10 +137,12 @@ def writable_file(path: str | None) -> None:
         raise ConfigError(f"cannot write {path}: permission denied; choose another output path")
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="YAML", help="a YAML file with config keys (see docs/)")
+def add_config_args(p: argparse.ArgumentParser, item: str, docs: str) -> None:
+    """``--config YAML`` and repeatable ``--set KEY=VALUE``; `item` is an example override the
+    command accepts (e.g. ``train.steps=500``), `docs` where its keys are described."""
+    p.add_argument("--config", metavar="YAML", help=f"a YAML file of config keys ({docs})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.steps=500 (repeatable)")
+                   help=f"override a config key, e.g. --set {item} (repeatable; values are YAML)")
 
 
 def config_dict(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -105,3 +150,42 @@ def config_dict(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     data = load_yaml(args.config) if args.config else {}
     data = apply_overrides(data, args.overrides)
     return data, (args.config or "command-line config")
+
+
+# Hints the library writes for Python callers and config files, and how each command spells them.
+_WEIGHTS_HINT = re.compile(r"(\n *)?for random weights ask explicitly: create_encoder\('[^']*', pretrained=False\)")
+_DEVICE_HINT = re.compile(r"use train\.device=cpu or auto")
+_DEVICE_KEY = re.compile(r"\btrain\.device\b")
+
+
+def _weights_hint(args: argparse.Namespace) -> Callable[[re.Match[str]], str]:
+    def hint(match: re.Match[str]) -> str:
+        if "random_weights" in vars(args):
+            return f"{match.group(1) or ''}for random weights pass --random-weights"
+        if "run" in vars(args):
+            return f"{match.group(1) or ''}install them (the run was trained with them)"
+        return ""
+
+    return hint
+
+
+def command_hints(exc: VfmbenchError, args: argparse.Namespace) -> VfmbenchError:
+    """`exc` with the library's hints given as the command's own options: ``create_encoder(...,
+    pretrained=False)`` -> ``--random-weights`` (for a command without it: install the weights, or
+    no such hint), ``train.device=cpu`` -> ``--device cpu`` (commands with --device) or ``--set
+    train.device=cpu`` (commands with --set). The same error class, chained to `exc`; `exc` itself
+    when nothing changes."""
+    text = str(exc.args[0]) if len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+    new = _WEIGHTS_HINT.sub(_weights_hint(args), text)
+    if "device" in vars(args):
+        new = _DEVICE_KEY.sub("--device", _DEVICE_HINT.sub("use --device cpu or --device auto", new))
+    elif "overrides" in vars(args):
+        new = _DEVICE_HINT.sub("use --set train.device=cpu (or auto)", new)
+    if new == text:
+        return exc
+    try:
+        out = type(exc)(new)
+    except Exception:  # an error class with another constructor: keep its type's family
+        out = VfmbenchError(new)
+    out.__cause__ = exc
+    return out

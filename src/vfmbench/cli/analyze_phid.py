@@ -8,7 +8,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vfmbench.cli._common import positive_int, seed_int
+    from vfmbench.cli._common import example, positive_int, seed_int
     from vfmbench.cli.analyze import add_encoders_option
 
     p = sub.add_parser("phid", help="PHID0 of embedding trajectories, clean vs shifted (paper 000 Table 4)",
@@ -17,34 +17,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "frame with each frozen encoder, estimate PHID0 of each trajectory from the growth "
                                    "of its minimum spanning tree and write phid.json (per-encoder standardised "
                                    "score) and phid.png to --out. The trajectories are kept under "
-                                   "--out/trajectories and reused by a rerun.")
+                                   "--out/trajectories and reused by a rerun.",
+                       epilog=example("vfmbench analyze phid --encoders state,imagenet_efficientnet_lite0 "
+                                      "--task fetch_push --shift distractor --trajectories 20 --out analysis/phid"))
     add_encoders_option(p, "frozen encoders, comma-separated (vfmbench encoders list)", required=True)
-    p.add_argument("--task", default="fetch_push", help="task with a scripted expert (default fetch_push)")
-    p.add_argument("--shift", default="distractor", help="the shift compared with the clean task (default distractor)")
-    p.add_argument("--trajectories", type=positive_int, default=100, help="trajectories (default 100, the paper's)")
-    p.add_argument("--seed", type=seed_int, default=0, help="first trajectory's seed (default 0)")
+    p.add_argument("--task", default="fetch_push", help="task with a scripted expert")
+    p.add_argument("--shift", default="distractor", help="the shift compared with the clean task")
+    p.add_argument("--trajectories", type=positive_int, default=100, help="trajectories, as in the paper")
+    p.add_argument("--seed", type=seed_int, default=0, help="first trajectory's seed")
     p.add_argument("--out", required=True, help="folder for phid.json and phid.png")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights for encoders that have pretrained ones (labelled '(random)')")
-    p.add_argument("--alpha", type=float, default=1.0, help="weight exponent of the MST edge lengths (default 1)")
-    p.add_argument("--min-points", type=positive_int, default=10, help="smallest subsample (default 10)")
-    p.add_argument("--sizes", type=positive_int, default=9, help="subsample sizes fitted (default 9)")
-    p.add_argument("--reruns", type=positive_int, default=7, help="random subsamples per size (default 7)")
+    p.add_argument("--alpha", type=float, default=1.0, help="weight exponent of the MST edge lengths")
+    p.add_argument("--min-points", type=positive_int, default=10, help="smallest subsample")
+    p.add_argument("--sizes", type=positive_int, default=9, help="subsample sizes fitted")
+    p.add_argument("--reruns", type=positive_int, default=7, help="random subsamples per size")
     p.add_argument("--data", help="folder for the trajectories (default: OUT/trajectories)")
     p.add_argument("--cache", help="embedding cache folder (default: VFMBENCH_HOME/cache/embeddings)")
-    p.add_argument("--device", default="auto", help="e.g. cuda, cpu (default: cuda if available)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="frames per embedding batch (default 64)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="frames per embedding batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from vfmbench.cli.analyze import run_with_hints
-
-    return run_with_hints(lambda: _phid(args))
-
-
-def _phid(args: argparse.Namespace) -> int:
     from vfmbench.analysis.phid import PhidEstimator, run_phid
     from vfmbench.cache import EmbeddingCache
     from vfmbench.cli._common import print_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import positive_int, seed_int
+from vfmbench.cli._common import example, positive_int, seed_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,33 +15,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "and bias-gradients of every layer) of its action for frames along the way. Writes "
                     "saliency.json, saliency.npz (frames, maps) and saliency.png (frame, heat map, overlay). "
                     "Convolutional encoders, frozen or trained; token (ViT) encoders and the state encoder "
-                    "are refused. See docs/analysis.md.")
+                    "are refused. See docs/analysis.md.",
+        epilog=example("vfmbench analyze saliency --run runs/reach_cnn --episodes 2 --out analysis/saliency"))
     p.add_argument("--run", required=True, help="run folder written by vfmbench train or demo")
     p.add_argument("--out", required=True, help="folder for saliency.json, saliency.npz and saliency.png")
-    p.add_argument("--episodes", type=positive_int, default=2, help="held-out episodes to roll out (default 2)")
+    p.add_argument("--episodes", type=positive_int, default=2, help="held-out episodes to roll out")
     p.add_argument("--every", type=positive_int, default=10,
-                   help="a map every this many steps of each episode, from step 0 (default 10)")
+                   help="a map every this many steps of each episode, from step 0")
     p.add_argument("--target", default="norm",
-                   help="the scalar explained: 'norm' (L2 norm of the first predicted action, default) or an "
-                        "action dimension 0, 1, ...")
-    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-    p.add_argument("--seed", type=seed_int, help="first episode seed (default: the evaluation seeds, 1000000)")
-    p.add_argument("--envs", type=positive_int, default=5, help="environments stepped in lockstep (default 5)")
+                   help="the scalar explained: 'norm' (L2 norm of the first predicted action) or an action "
+                        "dimension 0, 1, ...")
+    p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    p.add_argument("--seed", type=seed_int, help="first episode seed (default: the evaluation seeds', 1000000)")
+    p.add_argument("--envs", type=positive_int, default=5, help="environments stepped in lockstep")
     p.add_argument("--figure-steps", type=positive_int, default=4,
-                   help="rows of the figure: maps of the first episode, evenly spaced (default 4)")
-    p.add_argument("--device", default="auto", help="e.g. cuda, cpu (default: cuda if available)")
+                   help="rows of the figure: maps of the first episode, evenly spaced")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from vfmbench.cli.analyze import run_with_hints
-
-    return run_with_hints(lambda: _saliency(args), random_weights=False)
-
-
-def _saliency(args: argparse.Namespace) -> int:
     from vfmbench.analysis.saliency import RECORD_FILE, Target, run_saliency
     from vfmbench.cli._common import print_json
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import seed_int, add_config_args, config_dict
+from vfmbench.cli._common import add_config_args, config_dict, example, seed_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,24 +12,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run the task's scripted expert, or with --expert RUN a trained online-RL agent "
                                    "(tasks without a scripted expert: DMControl, Adroit), and write an episode "
                                    "dataset (zarr arrays + manifest.json). Interrupted collects keep finished "
-                                   "episodes; rerun to resume.")
-    p.add_argument("--task", help="task name (vfmbench tasks list); with --expert: the run's task")
+                                   "episodes; rerun to resume. Config keys: episodes, seed, keep_failures, "
+                                   "action_noise, task_config.* (docs/datasets.md).",
+                       epilog=example("vfmbench collect --task fetch_reach --episodes 100 --action-noise 0.3 "
+                                      "--out data/reach"))
+    p.add_argument("--task", help="task name (vfmbench tasks list); with --expert: the run's task (required "
+                                  "without --expert)")
     p.add_argument("--expert", metavar="RUN", help="roll out this trained agent (vfmbench rl train, e.g. "
                    "--encoder state) with its mean action instead of a scripted expert")
-    p.add_argument("--episodes", type=int, default=100, help="number of episodes (default 100)")
+    p.add_argument("--episodes", type=int, default=100, help="number of episodes")
     p.add_argument("--out", required=True, help="dataset folder")
-    p.add_argument("--seed", type=seed_int, default=0, help="first episode seed (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="first episode seed")
     p.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
     p.add_argument("--goal-conditioned", action="store_true", help="also record goal images")
     p.add_argument("--masks", action="store_true", help="also record ground-truth masks of the task-relevant parts")
     p.add_argument("--keep-failures", action="store_true", help="keep episodes the expert failed")
     p.add_argument("--action-noise", type=float, default=0.0,
-                   help="std of Gaussian noise added to executed expert actions (DART); default 0")
-    p.add_argument("--no-progress", action="store_true")
+                   help="std of Gaussian noise added to executed expert actions (DART)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from vfmbench.masking.wiring import add_mask_args
 
     add_mask_args(p)
-    add_config_args(p)
+    add_config_args(p, "task_config.masks=true", "docs/datasets.md")
     p.set_defaults(func=_run)
 
 

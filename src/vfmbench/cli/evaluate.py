@@ -1,24 +1,27 @@
-"""`vfmbench evaluate --run RUN [--episodes N] [--video FILE.gif] [--shift S [--shift-set K=V]]`."""
+"""`vfmbench evaluate --run RUN [--episodes N] [--video FILE.gif] [--shift S [--shift-set S.KEY=V]]`."""
 
 from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import positive_int
-
+from vfmbench.cli._common import example, positive_int
 from vfmbench.cli.shifts import add_shift_args, shift_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="roll out a trained run on held-out seeds",
-                       description="Load a run's latest (or --step) checkpoint and report its success rate.")
+                       description="Load a run's latest (or --step) checkpoint and report its success rate on "
+                                   "held-out seeds, on the clean task or under --shift (also for a run whose "
+                                   "training data was rendered under a shift: a warning says so).",
+                       epilog=example("vfmbench evaluate --run runs/reach_state --episodes 50 --shift distractor "
+                                      "--shift-set distractor.count=3"))
     p.add_argument("--run", required=True, help="run folder written by vfmbench train or demo")
-    p.add_argument("--episodes", type=positive_int, default=50, help="held-out episodes (default 50)")
-    p.add_argument("--step", type=int, help="checkpoint step (default: latest)")
-    p.add_argument("--envs", type=positive_int, default=10, help="environments stepped in lockstep (default 10)")
+    p.add_argument("--episodes", type=positive_int, default=50, help="held-out episodes")
+    p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+    p.add_argument("--envs", type=positive_int, default=10, help="environments stepped in lockstep")
     p.add_argument("--video", help="write a GIF of the first episodes to this file")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_shift_args(p)
     from vfmbench.masking.wiring import add_mask_args
 
@@ -29,10 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from vfmbench.cli._common import print_json, writable_file
     from vfmbench.experiments.job import EvalSpec, job_for_run, run_job
+    from vfmbench.training.frozen_run import check_step
 
     writable_file(args.video)
-    eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, shift=args.shift or "none",
-                         shift_options=shift_options(args.shift_set), video=args.video)
+    check_step(args.run, args.step, option="--step")
+    options = shift_options(args.shift_set, [args.shift]).get(args.shift, {})
+    eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, shift=args.shift,
+                         shift_options=options, video=args.video)
     if args.mask:
         from vfmbench.masking.wiring import evaluate_masked
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import positive_int
+from vfmbench.cli._common import example, positive_int
+
+_MINARI_EXAMPLE = ("vfmbench import minari --dataset D4RL/door/expert-v2 --task adroit_door --episodes 100 "
+                   "--out data/door")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import demonstrations recorded elsewhere into a dataset folder")
+    p = sub.add_parser("import", help="import demonstrations recorded elsewhere into a dataset folder",
+                       description="Import demonstrations recorded elsewhere (Minari's D4RL Adroit datasets) into a "
+                                   "vfmbench dataset folder, re-rendered in a vfmbench task (docs/adroit.md).",
+                       epilog=example(_MINARI_EXAMPLE))
     s = p.add_subparsers(dest="source", metavar="SOURCE")
     s.required = True
     m = s.add_parser(
@@ -16,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Restore each episode's recorded initial simulator state, replay its actions in the task's "
                     "environment (checking every step against the recorded observations) and write frames, states "
                     "and the recorded actions, one frame every action-repeat environment steps, in the format "
-                    "vfmbench collect writes. Datasets that are not local are downloaded with minari's own client.")
+                    "vfmbench collect writes. Datasets that are not local are downloaded with minari's own client.",
+        epilog=example(_MINARI_EXAMPLE))
     m.add_argument("--dataset", required=True, help="Minari dataset id, e.g. D4RL/door/expert-v2")
     m.add_argument("--task", required=True, help="task to render in (adroit_door, adroit_hammer, adroit_pen)")
     m.add_argument("--out", required=True, help="new dataset folder (must not exist or be empty)")
@@ -26,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
     m.add_argument("--masks", action="store_true", help="also store ground-truth masks of the task-relevant parts")
     m.add_argument("--max-drift", type=float, default=1e-3,
-                   help="largest allowed difference between replayed and recorded observations (default 1e-3)")
-    m.add_argument("--no-progress", action="store_true")
+                   help="largest allowed difference between replayed and recorded observations")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(func=_minari)
 
 

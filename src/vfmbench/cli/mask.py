@@ -4,52 +4,67 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import seed_int, positive_int
+from vfmbench.cli._common import example, positive_int, seed_int
 
 
 def _segmenter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segmenter", required=True, help="segmenter (vfmbench segmenters list)")
     p.add_argument("--reference", metavar="REF.json", help="SAM-G reference (default: the task's ground truth, seed 0)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="precision of the models")
     p.add_argument("--random-weights", action="store_true", help="random SAM/DINOv2 weights (tests only)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a segmenter option, e.g. --set refine=false (SegmenterConfig fields; repeatable)")
+                   help="a segmenter option, e.g. --set refine=false (SegmenterConfig fields, docs/masking.md; "
+                        "repeatable)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mask", help="SAM-G masking: references, mask quality, figures")
+    p = sub.add_parser("mask", help="SAM-G masking: references, mask quality, figures",
+                       description="SAM-G masking (docs/masking.md): write a task's reference frame and masks, "
+                                   "measure a segmenter's masks against ground truth under shifts, and draw what "
+                                   "it does on one frame.",
+                       epilog=example("vfmbench mask eval --task fetch_push --segmenter oracle "
+                                      "--shifts none,video_hard"))
     inner = p.add_subparsers(dest="mask_command", metavar="COMMAND")
     inner.required = True
 
     r = inner.add_parser("reference", help="write a task's reference frame, object masks and extra points",
                          description="Write REF.json (objects and their points, editable), REF.png and REF.mask.png: "
-                                     "from the task's ground truth, or from --image and --mask-png.")
+                                     "from the task's ground truth, or from --image and --mask-png.",
+                         epilog=example("vfmbench mask reference --task fetch_push --out refs/fetch_push.json"))
     r.add_argument("--task", help="task whose first frame and ground-truth masks make the reference")
-    r.add_argument("--out", required=True, metavar="REF.json")
-    r.add_argument("--seed", type=seed_int, default=0)
+    r.add_argument("--out", required=True, metavar="REF.json", help="the reference to write (PNGs beside it)")
+    r.add_argument("--seed", type=seed_int, default=0, help="episode seed of the task's frame")
     r.add_argument("--groups", help="comma-separated mask groups, one object each (default: the task's)")
-    r.add_argument("--points", type=int, default=3, help="extra points per object (default 3, as the paper)")
+    r.add_argument("--points", type=int, default=3, help="extra points per object (the paper's: 3)")
     r.add_argument("--image", help="a frame of one's own (PNG) instead of the task's")
     r.add_argument("--mask-png", help="its mask (PNG; 0 background, one object per non-zero value)")
     r.set_defaults(func=_reference)
 
-    e = inner.add_parser("eval", help="IoU and boundary F of a segmenter against ground truth, per shift")
-    e.add_argument("--task", required=True)
+    e = inner.add_parser("eval", help="IoU and boundary F of a segmenter against ground truth, per shift",
+                         description="Segment frames of the task's scripted-expert episodes under each shift and "
+                                     "compare with the ground-truth masks: IoU and boundary F per shift.",
+                         epilog=example("vfmbench mask eval --task fetch_push --segmenter oracle --shifts "
+                                        "none,video_hard --episodes 5"))
+    e.add_argument("--task", required=True, help="task name (vfmbench tasks list)")
     _segmenter_args(e)
-    e.add_argument("--shifts", default="none", help="comma-separated shifts (default none)")
-    e.add_argument("--episodes", type=positive_int, default=5)
-    e.add_argument("--every", type=positive_int, default=10, help="every N-th step of each episode (default 10)")
-    e.add_argument("--out", help="write the report as JSON")
-    e.add_argument("--json", action="store_true")
+    e.add_argument("--shifts", default="none", help="comma-separated shifts")
+    e.add_argument("--episodes", type=positive_int, default=5, help="episodes per shift")
+    e.add_argument("--every", type=positive_int, default=10, help="every N-th step of each episode")
+    e.add_argument("--out", help="write the report as JSON to this file")
+    e.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     e.set_defaults(func=_eval)
 
-    s = inner.add_parser("show", help="figure: frame, similarity maps, prompts of each round, mask")
-    s.add_argument("--task", required=True)
+    s = inner.add_parser("show", help="figure: frame, similarity maps, prompts of each round, mask",
+                         description="Draw a SAM-G segmenter at work on one frame: the frame, its similarity maps, "
+                                     "the prompts of each decoding round and the mask, beside the ground truth.",
+                         epilog=example("vfmbench mask show --task fetch_push --segmenter sam_vit_b --shift video_hard "
+                                        "--out sam_g.png"))
+    s.add_argument("--task", required=True, help="task name (vfmbench tasks list)")
     _segmenter_args(s)
-    s.add_argument("--shift", default="none")
-    s.add_argument("--seed", type=seed_int, default=1000)
-    s.add_argument("--out", required=True, metavar="FIG.png")
+    s.add_argument("--shift", default="none", help="the shift the frame is rendered under")
+    s.add_argument("--seed", type=seed_int, default=1000, help="episode seed of the frame")
+    s.add_argument("--out", required=True, metavar="FIG.png", help="the figure to write")
     s.set_defaults(func=_show)
 
 

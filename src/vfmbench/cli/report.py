@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from vfmbench.cli._common import example
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="an HTML report (tables, plots, analyses) from runs in the index",
                        description="Render the done jobs the filters select (mean ± std, 95% CI and training "
                                    "budget per row, success and robustness plots) and analysis records into "
-                                   "DIR/index.html and DIR/report.md. See docs/sweeps.md.")
+                                   "DIR/index.html and DIR/report.md. See docs/sweeps.md.",
+                       epilog=example("vfmbench report --runs sweep=example --out report --analyses analysis"))
     p.add_argument("--runs", nargs="*", default=[], metavar="KEY=VALUE",
                    help="filters: status, sweep, task, encoder, method, mask, kind (values comma-separated), "
                         "e.g. --runs sweep=demo encoder=state,e2e_cnn (default: every run)")
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--analyses", nargs="*", default=[], metavar="DIR",
-                   help="folders searched (recursively) for analysis records to include")
-    p.add_argument("--title", default="vfmbench report")
+                   help="folders searched (recursively) for analysis records to include (default: none)")
+    p.add_argument("--title", default="vfmbench report", help="the page's title")
     p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
     p.set_defaults(func=_run)
 

@@ -4,62 +4,65 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import seed_int, positive_int
+from vfmbench.cli._common import add_config_args, example, positive_int, seed_int
+from vfmbench.cli.shifts import add_shift_set, shift_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vfmbench.cli._common import add_config_args
-
     p = sub.add_parser("rl", help="online visual RL: DrQ-v2 and PIE-G, optionally on SAM-G masked frames",
                        description="Train DrQ-v2 or PIE-G agents online, evaluate them under DMC-GB shifts, and "
-                                   "collect expert datasets with trained (state) agents. See docs/rl.md.")
+                                   "collect expert datasets with trained (state) agents. See docs/rl.md.",
+                       epilog=example("vfmbench rl train --task dmc_cartpole_swingup --agent drqv2 --frames 100000 "
+                                      "--out runs/cartpole"))
     rl = p.add_subparsers(dest="rl_command", metavar="COMMAND")
     rl.required = True
 
     t = rl.add_parser("train", help="train an agent online (resumable: rerun the same command to continue)",
                       description="Train into --out; --frames is the target, so rerunning the command continues "
                                   "a stopped run. Config keys: agent_config.* (lr, batch_size, nstep, ...), "
-                                  "task_config.*, eval_every_frames, eval_episodes, checkpoint_every_frames.")
+                                  "task_config.*, eval_every_frames, eval_episodes, checkpoint_every_frames "
+                                  "(docs/rl.md).",
+                      epilog=example("vfmbench rl train --task dmc_cartpole_swingup --agent drqv2 --frames 100000 "
+                                     "--set agent_config.batch_size=128 --out runs/cartpole"))
     t.add_argument("--task", required=True, help="task name (vfmbench tasks list), e.g. dmc_walker_walk")
-    t.add_argument("--agent", choices=["drqv2", "pieg"], default="drqv2")
+    t.add_argument("--agent", choices=["drqv2", "pieg"], default="drqv2", help="the RL algorithm")
     t.add_argument("--encoder", help="drqv2: conv (default) or state; pieg: a registry image encoder "
-                                     "(default imagenet_resnet18)")
+                                     "(default: imagenet_resnet18)")
     t.add_argument("--random-weights", action="store_true", help="build the PIE-G encoder with random weights")
     t.add_argument("--mask", metavar="SEGMENTER", help="train and evaluate on SAM-G masked frames: oracle "
-                                                       "(ground-truth masks) or a SAM-G segmenter")
-    t.add_argument("--mask-reference", metavar="REF.json", help="the SAM-G reference (image + mask) for --mask")
+                                                       "(ground-truth masks) or a SAM-G segmenter (default: no mask)")
+    t.add_argument("--mask-reference", metavar="REF.json",
+                   help="the SAM-G reference (image + mask) for --mask (default: the task's ground truth at seed 0)")
     t.add_argument("--frames", type=positive_int, help="target environment frames (default: the paper's, 1M or 3M)")
-    t.add_argument("--seed", type=seed_int, default=0)
+    t.add_argument("--seed", type=seed_int, default=0, help="training seed")
     t.add_argument("--preset", choices=["drqv2", "samg"], default="drqv2",
-                   help="hyper-parameters: DrQ-v2's published ones (default) or paper 002 Table 6's")
+                   help="hyper-parameters: DrQ-v2's published ones or paper 002 Table 6's")
     t.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     t.add_argument("--max-minutes", type=float, help="stop at the first episode end after this long (checkpointed); "
-                                                     "rerun to continue")
-    t.add_argument("--shifts", default="none", help="after the last frame, evaluate under these shifts "
-                                                    "(comma-separated)")
+                                                     "rerun to continue (default: no limit)")
+    t.add_argument("--shifts", type=shift_names, default="none",
+                   help="after the last frame, evaluate under these shifts (comma-separated)")
     t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--no-progress", action="store_true")
-    add_config_args(t)
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_config_args(t, "agent_config.batch_size=128", "docs/rl.md")
     t.set_defaults(func=_train)
 
     e = rl.add_parser("evaluate", help="returns of trained runs under shifts, in the paper's table layout",
                       description="Evaluate each run's latest checkpoint on the same held-out seeds under each "
                                   "shift; print mean ± std per task and method (over seeds when several runs of a "
-                                  "task and method are given, else over episodes).")
+                                  "task and method are given, else over episodes).",
+                      epilog=example("vfmbench rl evaluate --run runs/cartpole --shifts none,color_hard,video_easy "
+                                     "--episodes 10"))
     e.add_argument("--run", nargs="+", required=True, help="run folders (several seeds aggregate)")
-    e.add_argument("--shifts", default="none,color_hard,video_easy,video_hard")
-    e.add_argument("--shift-set", dest="shift_set", action="append", default=[], metavar="SHIFT.KEY=VALUE",
-                   help="a shift option, e.g. --shift-set video_hard.sources=[DIR] (repeatable)")
-    e.add_argument("--episodes", type=positive_int, default=10, help="episodes per shift (paper: 100)")
-    e.add_argument("--envs", type=positive_int, default=10)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--json", action="store_true")
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--shifts", type=shift_names, default="none,color_hard,video_easy,video_hard",
+                   help="comma-separated shifts (vfmbench shifts list)")
+    add_shift_set(e, "video_hard.sources=[DIR]")
+    e.add_argument("--episodes", type=positive_int, default=10, help="episodes per shift (the paper's: 100)")
+    e.add_argument("--envs", type=positive_int, default=10, help="environments stepped in lockstep")
+    e.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    e.add_argument("--json", action="store_true", help="print the tables and records as JSON")
+    e.add_argument("--no-progress", action="store_true", help="no progress bars")
     e.set_defaults(func=_evaluate)
-
-
-def _shifts(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -83,7 +86,7 @@ def _train(args: argparse.Namespace) -> int:
         data["mask_options"] = {**data.get("mask_options", {}), "reference": args.mask_reference}
     spec = from_dict(RLRunSpec, data, source)
     spec.validate()
-    record = run_rl_job(RLJobSpec(run=spec, out=args.out, shifts=_shifts(args.shifts), episodes=spec.eval_episodes,
+    record = run_rl_job(RLJobSpec(run=spec, out=args.out, shifts=args.shifts, episodes=spec.eval_episodes,
                                   envs=spec.eval_envs, device=args.device,
                                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                                   progress=not args.no_progress))
@@ -101,13 +104,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from vfmbench.cli._common import print_json, print_table
     from vfmbench.cli.shifts import shift_options
     from vfmbench.rl.job import record_for_run, return_table
-    from vfmbench.utils.errors import ConfigError
 
-    options = shift_options(args.shift_set)
-    for name, value in options.items():
-        if not isinstance(value, dict):
-            raise ConfigError(f"--shift-set {name}={value!r}: write SHIFT.KEY=VALUE, e.g. video_hard.sources=[DIR]")
-    records = [record_for_run(r, _shifts(args.shifts), options, args.episodes, args.envs, args.device,
+    options = shift_options(args.shift_set, args.shifts)
+    records = [record_for_run(r, args.shifts, options, args.episodes, args.envs, args.device,
                               not args.no_progress) for r in args.run]
     tables = return_table(records)
     if args.json:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vfmbench.cli._common import example
+
 _COLUMNS = ["id", "hash", "sweep", "task", "encoder", "method", "mask", "seed", "status", "seconds", "host",
             "attempts", "finished"]
 
@@ -12,25 +14,38 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     for key in ("status", "sweep", "task", "encoder", "method", "mask"):
         p.add_argument(f"--{key}", action="append", metavar=key.upper(),
                        help=f"only rows with this {key} (repeatable; comma-separated values)")
+    _add_index(p)
+
+
+def _add_index(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="the runs index: list, show or remove recorded jobs",
                        description="Every sweep records its jobs in a SQLite index: status, timings, host, "
-                                   "spec and record. See docs/sweeps.md.")
+                                   "spec and record. See docs/sweeps.md.",
+                       epilog=example("vfmbench runs list --sweep example --status failed"))
     runs = p.add_subparsers(dest="runs_command", metavar="COMMAND")
     runs.required = True
-    ls = runs.add_parser("list", help="one line per job")
+    ls = runs.add_parser("list", help="one line per job",
+                         description="One line per recorded job (id, spec hash, sweep, task, encoder, method, mask, "
+                                     "seed, status, time, host), filtered by the options.",
+                         epilog=example("vfmbench runs list --sweep example --status failed,running"))
     _add_filters(ls)
     ls.add_argument("--json", action="store_true", help="print JSON (every column but spec and record)")
     ls.set_defaults(func=_list)
-    show = runs.add_parser("show", help="one job: its row, spec, record or error")
+    show = runs.add_parser("show", help="one job: its row, spec, record or error",
+                           description="Print one job's row, its spec and record as JSON, and its error if it failed.",
+                           epilog=example("vfmbench runs show 12"))
     show.add_argument("ref", help="a row id or at least 6 characters of its spec hash")
-    show.add_argument("--index", metavar="SQLITE")
+    _add_index(show)
     show.set_defaults(func=_show)
-    rm = runs.add_parser("rm", help="remove rows (run folders stay on disk)")
-    rm.add_argument("refs", nargs="*", help="row ids or spec-hash prefixes; or filters")
+    rm = runs.add_parser("rm", help="remove rows (run folders stay on disk)",
+                         description="Remove rows from the index, named by id, spec-hash prefix or filters; the run "
+                                     "folders stay on disk, and a sweep reruns a removed job.",
+                         epilog=example("vfmbench runs rm --sweep example --status failed"))
+    rm.add_argument("refs", nargs="*", help="row ids or spec-hash prefixes (or give filters instead)")
     _add_filters(rm)
     rm.add_argument("--force", action="store_true", help="also rows a live sweep of this machine is running")
     rm.set_defaults(func=_rm)

@@ -6,9 +6,12 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vfmbench.cli._common import add_list_command
+    from vfmbench.cli._common import add_list_command, example
 
-    p = sub.add_parser("segmenters", help="segmenters for SAM-G masking (oracle, SAM ViT-B/L/H)")
+    p = sub.add_parser("segmenters", help="segmenters for SAM-G masking (oracle, SAM ViT-B/L/H)",
+                       description="The segmenters --mask accepts: oracle (ground-truth masks) and SAM-G with SAM "
+                                   "ViT-B/L/H (docs/masking.md).",
+                       epilog=example("vfmbench segmenters list"))
     inner = p.add_subparsers(dest="segmenters_command", metavar="COMMAND")
     inner.required = True
 
@@ -17,5 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
         return SEGMENTERS
 
-    add_list_command(inner.add_parser("list", help="list segmenters and the status of their weights"),
+    add_list_command(inner.add_parser("list", help="list segmenters and the status of their weights",
+                                      description="One row per segmenter, with the weights it needs and whether "
+                                                  "they are installed.",
+                                      epilog=example("vfmbench segmenters list --json")),
                      registry, lambda s: s.to_dict(), ["name", "family", "weights", "weights_status", "description"])

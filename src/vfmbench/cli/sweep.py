@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import positive_int
+from vfmbench.cli._common import example, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,25 +13,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "runs index; 'sweep presets' lists named grids",
                        description="Expand a grid (YAML, docs/sweeps.md) into jobs, record them in the runs index "
                                    "and run the ones not done yet with an executor. Rerunning the same command "
-                                   "finishes only what is missing (jobs of a killed sweep included).")
+                                   "finishes only what is missing (jobs of a killed sweep included).",
+                       epilog=example("vfmbench sweep --config examples/grid.yaml --set axes.seeds=[0,1] "
+                                      "--out sweeps/example --executor pool --workers 2"))
     p.add_argument("action", nargs="?", choices=["run", "presets"], default="run",
-                   help="run (default) or presets: list the named grids and what each needs")
-    p.add_argument("--config", metavar="GRID.yaml", help="the grid file")
+                   help="run the grid, or presets: list the named grids and what each needs")
+    p.add_argument("--config", metavar="GRID.yaml", help="the grid file (examples/grid.yaml is one)")
     p.add_argument("--preset", metavar="NAME", help="a named grid (vfmbench sweep presets)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a grid key, e.g. --set axes.seeds=[0,1] (repeatable)")
-    p.add_argument("--out", help="sweep folder: data/, runs/<job>/, grid.json")
+                   help="override a grid key, e.g. --set axes.seeds=[0,1] (repeatable; values are YAML)")
+    p.add_argument("--out", help="sweep folder: data/, runs/<job>/, grid.json (required to run)")
     p.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="inprocess",
-                   help="where jobs run: this process (default), local worker processes, or Ray")
+                   help="where jobs run: this process, local worker processes, or Ray")
     p.add_argument("--workers", type=positive_int,
-                   help="pool: worker processes (default 2); ray: CPUs of the local cluster (default: all cores)")
+                   help="pool: worker processes (default: 2); ray: CPUs of the local cluster (default: all cores)")
     p.add_argument("--address", help="ray: join this cluster (auto, or ray://HOST:10001) instead of starting one")
-    p.add_argument("--cpus-per-job", type=float, default=1.0, help="ray: CPUs each job requests (default 1)")
+    p.add_argument("--cpus-per-job", type=float, default=1.0, help="ray: CPUs each job requests")
     p.add_argument("--gpus-per-job", type=float, default=1.0,
-                   help="ray: GPUs each CUDA job requests (default 1; fractions share a GPU)")
+                   help="ray: GPUs each CUDA job requests (fractions share a GPU)")
     p.add_argument("--retry-failed", action="store_true", help="run failed jobs again (done jobs never rerun)")
     p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
-    p.add_argument("--json", action="store_true", help="presets: print JSON")
+    p.add_argument("--json", action="store_true", help="presets: print JSON instead of a table")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)
 
@@ -83,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print_result(result, index_path) -> None:
     from vfmbench.cli._common import print_table
-    from vfmbench.reports import format_robustness, format_table, summarize, summarize_robustness
+    from vfmbench.reports import DROP, format_robustness, format_table, summarize, summarize_robustness
 
     records = result.records()
     if result.grid.kind == "offline" and records:
@@ -91,7 +93,7 @@ def _print_result(result, index_path) -> None:
         print(format_table(summarize(records)))
         rob = summarize_robustness(records)
         if rob:
-            print("\nunder shifts: success (change against the clean task)")
+            print(f"\nunder shifts: success and, in brackets, the {DROP}")
             print(format_robustness(rob))
     elif records:
         from vfmbench.rl.job import return_table

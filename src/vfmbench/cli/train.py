@@ -6,26 +6,31 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from vfmbench.cli._common import seed_int, add_config_args
+    from vfmbench.cli._common import add_config_args, example, seed_int
 
     p = sub.add_parser("train", help="train a policy on a dataset (resumable) and evaluate it",
-                       description="Train METHOD with ENCODER on a collected dataset into --out. Config keys: "
-                                   "method_config.* (e.g. lr, batch_size, goal_conditioned) and train.* "
-                                   "(steps, augment, eval_every, eval_episodes, device, ...).")
+                       description="Train METHOD with ENCODER on a collected dataset into --out, then evaluate it on "
+                                   "held-out seeds. Config keys: method_config.* (e.g. lr, batch_size, "
+                                   "goal_conditioned; vfmbench methods show METHOD), train.* (steps, augment, "
+                                   "eval_every, eval_episodes, device, ...; docs/methods.md) and "
+                                   "encoder_options.* (docs/encoders.md). Rerunning the same command resumes.",
+                       epilog=example("vfmbench train --dataset data/reach --encoder state --method bc "
+                                      "--set train.steps=2000 --out runs/reach_state"))
     p.add_argument("--dataset", required=True, help="dataset folder written by vfmbench collect")
     p.add_argument("--task", help="task to evaluate on (default: the dataset's task)")
     p.add_argument("--encoder", required=True, help="encoder name (vfmbench encoders list)")
-    p.add_argument("--method", help="learning method (vfmbench methods list; default bc, or the preset's)")
+    p.add_argument("--method", help="learning method (vfmbench methods list; default: bc, or the preset's)")
     p.add_argument("--preset", help="a paper's settings (vfmbench methods presets); --config/--set keys win")
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--random-weights", action="store_true", help="use random weights for a pretrained encoder")
-    p.add_argument("--out", required=True, help="run folder (rerun to resume)")
-    p.add_argument("--no-eval", action="store_true", help="skip rollout evaluation")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--seed", type=seed_int, default=0, help="training seed (weights, batches, augmentation)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="random weights for an encoder that has pretrained ones (labelled '(random)')")
+    p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
+    p.add_argument("--no-eval", action="store_true", help="skip the rollout evaluation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     from vfmbench.masking.wiring import add_mask_args
 
     add_mask_args(p)  # the dataset's episodes re-collected through the mask (once, beside it)
-    add_config_args(p)
+    add_config_args(p, "train.steps=500", "docs/methods.md")
     p.set_defaults(func=_run)
 
 

@@ -17,7 +17,7 @@ import argparse
 import importlib
 from typing import TYPE_CHECKING
 
-from vfmbench.cli._common import print_json, print_table
+from vfmbench.cli._common import example, print_json, print_table
 
 if TYPE_CHECKING:
     from vfmbench.registry import Registry
@@ -28,26 +28,42 @@ PROVIDERS = ("vfmbench.encoders",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="list, download, verify and locate pretrained weights")
+    p = sub.add_parser("weights", help="list, download, verify and locate pretrained weights",
+                       description="The official weight sets of the pretrained encoders (and SAM-G's segmenters), "
+                                   "kept under $VFMBENCH_HOME/weights/<name>/ and never downloaded implicitly "
+                                   "(docs/encoders.md).",
+                       epilog=example("vfmbench weights download dinov2_vits14"))
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
 
-    ls = s.add_parser("list", help="every official weight set: status, format, licence, users, source")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls = s.add_parser("list", help="every official weight set: status, format, licence, users, source",
+                      description="One row per weight set: installed, missing or corrupt (failing verification), "
+                                  "its format, licence, size, whether a sha256 is published, its users and source.",
+                      epilog=example("vfmbench weights list"))
+    ls.add_argument("--json", action="store_true", help="print JSON (every field) instead of a table")
     ls.set_defaults(func=_list)
 
-    dl = s.add_parser("download", help="fetch weights into VFMBENCH_HOME and verify them")
+    dl = s.add_parser("download", help="fetch weights into VFMBENCH_HOME and verify them",
+                      description="Fetch weight sets from their official sources into VFMBENCH_HOME and check the "
+                                  "sha256 where one is published.",
+                      epilog=example("vfmbench weights download dinov2_vits14 clip_vitb16"))
     dl.add_argument("names", nargs="*", metavar="NAME", help="weight-set names (see `vfmbench weights list`)")
     dl.add_argument("--all", action="store_true", help="every weight set")
     dl.add_argument("--force", action="store_true", help="download again even if the file is there")
     dl.set_defaults(func=_download)
 
-    vf = s.add_parser("verify", help="check installed weights against their sha256")
+    vf = s.add_parser("verify", help="check installed weights against their sha256",
+                      description="Re-check installed files: the published sha256 where there is one; exits 1 if "
+                                  "any fails or is missing.",
+                      epilog=example("vfmbench weights verify imagenet_resnet18"))
     vf.add_argument("names", nargs="*", metavar="NAME", help="weight-set names (default: every installed one)")
     vf.set_defaults(func=_verify)
 
-    pa = s.add_parser("path", help="print where a weight set's file (or hub folder) belongs")
-    pa.add_argument("name", metavar="NAME")
+    pa = s.add_parser("path", help="print where a weight set's file (or hub folder) belongs",
+                      description="Print the path a weight set's file (or hub folder) is read from, for placing it "
+                                  "by hand.",
+                      epilog=example("vfmbench weights path imagenet_resnet18"))
+    pa.add_argument("name", metavar="NAME", help="weight-set name (see `vfmbench weights list`)")
     pa.set_defaults(func=_path)
 
 

@@ -1,6 +1,7 @@
 """Tables, plots and markdown reports from typed run records."""
 
 from vfmbench.reports.tables import (
+    DROP,
     RobustnessRow,
     SummaryRow,
     format_robustness,
@@ -10,5 +11,5 @@ from vfmbench.reports.tables import (
     write_report,
 )
 
-__all__ = ["RobustnessRow", "SummaryRow", "format_robustness", "format_table", "summarize", "summarize_robustness",
-           "write_report"]
+__all__ = ["DROP", "RobustnessRow", "SummaryRow", "format_robustness", "format_table", "summarize",
+           "summarize_robustness", "write_report"]

@@ -20,9 +20,10 @@ from typing import Any
 from tabulate import tabulate
 
 from vfmbench.reports.tables import (
-    RobustnessRow,
+    DROP,
     format_robustness,
     format_table,
+    plot_robustness,
     plot_success,
     summarize,
     summarize_robustness,
@@ -92,7 +93,8 @@ augmentation (<em>cached</em>: frozen encoder trained on cached embeddings).</p>
 {% endif %}
 {% if robustness %}
 <h2>Under shifts</h2>
-<p class="note">Success on the same held-out seeds under each shift; in brackets the change against the clean task.</p>
+<p class="note">Success on the same held-out seeds under each shift, with each row's training budget; in brackets
+the {{ drop }}, averaged over seeds.</p>
 {{ robustness }}
 {% for fig in robustness_figures %}<img src="{{ fig }}" alt="success per shift per encoder">{% endfor %}
 {% endif %}
@@ -115,45 +117,6 @@ augmentation (<em>cached</em>: frozen encoder trained on cached embeddings).</p>
 
 
 _PROBLEM_HEADERS = ["sweep", "job", "status", "error"]
-
-
-def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
-    """Grouped bars: mean success per encoder (groups) under each shift (bars); None without matplotlib or rows."""
-    if not rows:
-        return None
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    import numpy as np
-
-    shifts = list(dict.fromkeys(r.shift for r in rows))
-    groups = list(dict.fromkeys((r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment)) for r in rows))
-    cell = {(r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment), r.shift): r.success_mean for r in rows}
-    width = 0.8 / len(shifts)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(groups) + 1), 3.4))
-    x = np.arange(len(groups))
-    for i, shift in enumerate(shifts):
-        values = [cell.get((*g, shift), np.nan) for g in groups]
-        bars = ax.bar(x + (i - (len(shifts) - 1) / 2) * width, values, width, label=shift,
-                      edgecolor="#333333", linewidth=1.0)  # the edge keeps a zero-success bar visible
-        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=6, padding=1)
-    several_tasks = len({g[0] for g in groups}) > 1
-    several_budgets = len({g[3] for g in groups}) > 1
-    ax.set_xticks(x, [f"{e}\n{m}" + (f"\n{t}" if several_tasks else "")
-                      + (f"\n{b[0]} steps, batch {b[1]}, {b[2]}" if several_budgets else "")
-                      for t, e, m, b in groups], fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("success rate")
-    ax.set_title("success under each shift (mean over seeds)", fontsize=9)
-    ax.legend(fontsize=7, ncol=min(4, len(shifts)))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def _markdown_to_html(text: str) -> str:
@@ -211,7 +174,7 @@ def build_report(inp: ReportInput, out: str | Path) -> ReportOutput:
         n_runs=len(inp.runs), n_rl=len(inp.rl_runs), problems=inp.problems, notes=inp.notes,
         summary=Markup(_markdown_to_html(format_table(summary, markdown=True))) if summary else "",
         success_figures=[success_png.name] if success_png else [],
-        robustness=Markup(_markdown_to_html(format_robustness(rob, markdown=True))) if rob else "",
+        robustness=Markup(_markdown_to_html(format_robustness(rob, markdown=True))) if rob else "", drop=DROP,
         robustness_figures=[rob_png.name] if rob_png else [],
         rl_tables=[(shift, Markup(tabulate(rows, headers="keys", tablefmt="html"))) for shift, rows in rl_tables],
         problems_table=Markup(tabulate([list(p) for p in inp.problems], headers=_PROBLEM_HEADERS,
@@ -234,7 +197,8 @@ def _markdown(inp: ReportInput, summary, rob, success_png, rob_png, rl_tables, s
         if success_png:
             lines += [f"![success per encoder]({success_png.name})", ""]
     if rob:
-        lines += ["## Under shifts", "", format_robustness(rob, markdown=True), ""]
+        lines += ["## Under shifts", "", f"In brackets the {DROP}, averaged over seeds.", "",
+                  format_robustness(rob, markdown=True), ""]
         if rob_png:
             lines += [f"![success per shift per encoder]({rob_png.name})", ""]
     for shift, rows in rl_tables:

@@ -11,6 +11,9 @@ single seed), clipped to [0, 1] since a success rate lies there. Within each (ta
 row is compared with the row of the highest mean by Welch's two-sample t-test over seeds (scipy);
 ``vs_best`` says ``best``, ``n.s.`` (p >= 0.05: not significantly different from the best) or
 ``p=...`` (significantly worse).
+
+Robustness: the drop under a shift is clean success minus shifted success on the same seeds
+(`DROP`), positive when the policy got worse; every table, plot caption and report uses that sign.
 """
 
 from __future__ import annotations
@@ -25,8 +28,13 @@ import numpy as np
 from tabulate import tabulate
 
 if TYPE_CHECKING:  # records are read, never built, here
+    from vfmbench.evaluation.robustness import RobustnessReport
     from vfmbench.experiments.demo import DemoResults
     from vfmbench.experiments.job import RunRecord
+    from vfmbench.training import TrainRecord
+
+# The one sign convention of robustness drops, as tables and reports state it.
+DROP = "drop: clean success minus shifted success on the same seeds (positive: the policy got worse)"
 
 
 @dataclass
@@ -164,7 +172,8 @@ def summarize_robustness(records: Sequence[RunRecord]) -> list[RobustnessRow]:
 
 
 def format_robustness(summary: Sequence[RobustnessRow], markdown: bool = False) -> str:
-    """One row per task/encoder/method/budget, one column per shift: 'success (change against none)'."""
+    """One row per task/encoder/method/budget, one column per shift: 'success (drop +x.xx)', the drop
+    against ``none`` with the sign of `DROP`."""
     shifts = list(dict.fromkeys(r.shift for r in summary))
     keys = list(dict.fromkeys((r.task, r.encoder, r.method, r.steps, r.batch_size, r.augment) for r in summary))
     cell = {(r.task, r.encoder, r.method, r.steps, r.batch_size, r.augment, r.shift): r for r in summary}
@@ -173,7 +182,10 @@ def format_robustness(summary: Sequence[RobustnessRow], markdown: bool = False) 
         cells = []
         for s in shifts:
             r = cell.get((*key, s))
-            cells.append("" if r is None else f"{r.success_mean:.2f}" + ("" if s == "none" else f" ({0.0 - r.drop_mean:+.2f})"))
+            if r is None:
+                cells.append("")
+            else:
+                cells.append(f"{r.success_mean:.2f}" + ("" if s == "none" else f" (drop {r.drop_mean:+.2f})"))
         task, enc, meth, steps, batch, aug = key
         rows.append([task, enc, meth, str(steps), str(batch), aug, *cells])
     return tabulate(rows, headers=["task", "encoder", "method", "steps", "batch", "augment", *shifts],
@@ -220,10 +232,56 @@ def plot_success(summary: Sequence[SummaryRow], path: Path) -> Path | None:
     return path
 
 
+def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
+    """Grouped bars: mean success per encoder (groups) under each shift (bars); None without matplotlib or rows."""
+    if not rows:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+
+    shifts = list(dict.fromkeys(r.shift for r in rows))
+    groups = list(dict.fromkeys((r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment)) for r in rows))
+    cell = {(r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment), r.shift): r.success_mean for r in rows}
+    width = 0.8 / len(shifts)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(groups) + 1), 3.4))
+    x = np.arange(len(groups))
+    for i, shift in enumerate(shifts):
+        values = [cell.get((*g, shift), np.nan) for g in groups]
+        bars = ax.bar(x + (i - (len(shifts) - 1) / 2) * width, values, width, label=shift,
+                      edgecolor="#333333", linewidth=1.0)  # the edge keeps a zero-success bar visible
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.2f}" for v in values], fontsize=6, padding=1)
+    several_tasks = len({g[0] for g in groups}) > 1
+    several_budgets = len({g[3] for g in groups}) > 1
+    ax.set_xticks(x, [f"{e}\n{m}" + (f"\n{t}" if several_tasks else "")
+                      + (f"\n{b[0]} steps, batch {b[1]}, {b[2]}" if several_budgets else "")
+                      for t, e, m, b in groups], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate")
+    ax.set_title("success under each shift (mean over seeds)", fontsize=9)
+    ax.legend(fontsize=7, ncol=min(4, len(shifts)))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_robustness_rows(method: str, train: TrainRecord, report: RobustnessReport) -> list[RobustnessRow]:
+    """One run's robustness (`vfmbench robustness`) as rows of one seed, for `plot_robustness`."""
+    return [RobustnessRow(report.task, train.encoder_label, method, r.shift, 1, r.success_rate, r.drop, train.steps,
+                          train.batch_size, train.augment) for r in report.results]
+
+
 def write_report(doc: "DemoResults", out: Path) -> Path:
-    """``report.md`` with the summary table, the plot and the settings."""
+    """``report.md`` with the summary table, the plots (``success.png``, and ``robustness.png`` when
+    the demo evaluated shifts) and the settings."""
     out = Path(out)
     plot = plot_success(doc.summary, out / "success.png")
+    rob_plot = plot_robustness(doc.robustness_summary, out / "robustness.png")
     cfg = doc.config
     lines = [
         "# vfmbench demo report",
@@ -244,9 +302,11 @@ def write_report(doc: "DemoResults", out: Path) -> Path:
         lines += [f"![success rates]({plot.name})", ""]
     if doc.robustness_summary:
         lines += ["## Under shifts", "",
-                  "Success on the same held-out seeds under each shift; in brackets the change against "
-                  "the clean task (`none`), averaged over seeds.", "",
+                  f"Success on the same held-out seeds under each shift, with each row's training budget; in "
+                  f"brackets the {DROP}, averaged over seeds.", "",
                   format_robustness(doc.robustness_summary, markdown=True), ""]
+        if rob_plot is not None:
+            lines += [f"![success per shift per encoder]({rob_plot.name})", ""]
     lines += ["Per-run records are in `results.json`; run folders (configs, metrics, checkpoints) under `runs/`.", ""]
     lines += _analysis_lines(out)
     path = out / "report.md"
