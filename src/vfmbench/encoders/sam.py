@@ -11,6 +11,14 @@ Weights: the official ``sam_vit_*.pth`` (the whole model's state dict at the top
 ``image_encoder.*`` is read), segment-anything's ``ImageEncoderViT`` state dict alone
 (``patch_embed.*``, ``blocks.*``, ``neck.*``), or a hub folder of ``SamModel`` (e.g.
 facebook/sam-vit-base). Files in other layouts are refused, naming what they look like.
+
+Attention (option ``attention``, `vfmbench.encoders.sam_attention`): ``"auto"`` (the default) runs
+the global-attention layers with FlexAttention and a relative-position score modifier when the
+input is on CUDA (no ``[N, N]`` bias materialised; flex_attention compiled once per process) and
+`transformers`' computation elsewhere; ``"eager"`` keeps `transformers`' own modules (the
+reference); ``"flex"`` forces the flex path on any device. Windowed layers keep `transformers`'
+module in every mode. The modes compute the same function (they differ by rounding), share
+parameters and state-dict keys, and are not part of the embedding cache key.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import torch
 from vfmbench.encoders._hf import hub_state_dict, transformers
 from vfmbench.encoders._pooling import spatial_pooling
 from vfmbench.encoders.base import Encoder, Preprocessing, seeded
+from vfmbench.encoders.sam_attention import check_attention_mode, set_sam_attention
 from vfmbench.weights import (
     StateDict,
     WeightsLocation,
@@ -115,13 +124,15 @@ def convert_segment_anything(checkpoint: dict[str, Any]) -> StateDict:
 
 class SamEncoder(Encoder):
     """SAM image encoder. ``forward_features``: ``[B, 3, 1024, 1024]`` -> ``[B, 256, 64, 64]``;
-    ``pool``: -> ``[B, D]`` (D = 9216 for the default ``grid6``)."""
+    ``pool``: -> ``[B, D]`` (D = 9216 for the default ``grid6``). ``attention``: "auto", "eager"
+    or "flex" (the module's docstring)."""
 
     family = "sam"
 
     def __init__(self, name: str, arch: SamArch, *, pooling: str = "grid6", seed: int = 0,
-                 weights: WeightsLocation | None = None):
+                 weights: WeightsLocation | None = None, attention: str = "auto"):
         super().__init__()
+        self.attention = check_attention_mode(attention)
         modeling_sam = importlib.import_module(transformers().__name__ + ".models.sam.modeling_sam")
         self.name, self.arch, self.pooling = name, arch, pooling
         self._pool = spatial_pooling(pooling)
@@ -140,6 +151,7 @@ class SamEncoder(Encoder):
                                              model_types=("sam",)),
             )
             self.pretrained, self.weights_id = True, weights.sha256
+        set_sam_attention(self.model, attention)
         self.eval().requires_grad_(False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -149,11 +161,13 @@ class SamEncoder(Encoder):
         return self._pool(features)
 
     def options(self) -> dict[str, Any]:
-        return {"pooling": self.pooling}
+        return {"pooling": self.pooling}  # not `attention`: an implementation of the same function
 
 
 def build_sam(name: str, weights: WeightsLocation | None, *, arch_name: str, pooling: str = "grid6",
-              seed: int = 0, tiny: bool = False) -> SamEncoder:
-    """A SAM encoder of size `arch_name` ("vit_b", "vit_l", "vit_h"); ``tiny`` is for tests."""
+              seed: int = 0, tiny: bool = False, attention: str = "auto") -> SamEncoder:
+    """A SAM encoder of size `arch_name` ("vit_b", "vit_l", "vit_h"); ``tiny`` is for tests;
+    ``attention`` "auto", "eager" or "flex" (`vfmbench.encoders.sam_attention`)."""
     arch = SAM_ARCHS[arch_name]
-    return SamEncoder(name, arch.tiny() if tiny else arch, pooling=pooling, seed=seed, weights=weights)
+    return SamEncoder(name, arch.tiny() if tiny else arch, pooling=pooling, seed=seed, weights=weights,
+                      attention=attention)

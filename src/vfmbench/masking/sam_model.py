@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from vfmbench.encoders._hf import hub_state_dict, transformers
 from vfmbench.encoders.base import Preprocessing, apply_preprocessing, seeded
 from vfmbench.encoders.sam import SAM_ARCHS, SAM_PIXEL_MEAN, SAM_PIXEL_STD, SamArch, convert_segment_anything
+from vfmbench.encoders.sam_attention import set_sam_attention
 from vfmbench.weights import StateDict, WeightsLocation, load_checkpoint_into, not_the_format, rename
 
 # segment-anything prompt-encoder / mask-decoder keys -> transformers SamModel keys
@@ -94,9 +95,12 @@ class Decoded:
 
 
 class PromptableSam(torch.nn.Module):
-    """SAM ViT-B/L/H with its prompt encoder and mask decoder (`transformers` ``SamModel``)."""
+    """SAM ViT-B/L/H with its prompt encoder and mask decoder (`transformers` ``SamModel``).
+    ``attention``: the image encoder's global-attention path, "auto", "eager" or "flex", as the
+    SAM encoders' option (`vfmbench.encoders.sam_attention`)."""
 
-    def __init__(self, arch: SamArch, decoder: DecoderArch, *, seed: int = 0, weights: WeightsLocation | None = None):
+    def __init__(self, arch: SamArch, decoder: DecoderArch, *, seed: int = 0, weights: WeightsLocation | None = None,
+                 attention: str = "auto"):
         super().__init__()
         hf = transformers()
         self.arch, self.decoder_arch = arch, decoder
@@ -120,6 +124,7 @@ class PromptableSam(torch.nn.Module):
             load_checkpoint_into(self.model, weights, convert_sam_model,
                                  hub=lambda p: hub_state_dict("SamModel", p, self.model.config, model_types=("sam",)))
             self.pretrained, self.weights_id = True, weights.sha256
+        set_sam_attention(self.model.vision_encoder, attention)
         self.preprocessing = Preprocessing(scale=1.0, longest_side=arch.image_size, mean=SAM_PIXEL_MEAN,
                                            std=SAM_PIXEL_STD, interpolation="bilinear")
         self.eval().requires_grad_(False)
@@ -177,11 +182,12 @@ class PromptableSam(torch.nn.Module):
 
 
 def build_promptable_sam(arch_name: str, weights: WeightsLocation | None, *, seed: int = 0,
-                         tiny: bool = False) -> PromptableSam:
+                         tiny: bool = False, attention: str = "auto") -> PromptableSam:
     """SAM of size `arch_name` ("vit_b", "vit_l", "vit_h"); `weights` None gives random weights;
-    ``tiny`` (tests) the toy sizes of `SamArch.tiny` and `DecoderArch.tiny`."""
+    ``tiny`` (tests) the toy sizes of `SamArch.tiny` and `DecoderArch.tiny`; ``attention`` the image
+    encoder's global-attention path ("auto", "eager", "flex")."""
     arch, dec = SAM_ARCHS[arch_name], DecoderArch()
     if tiny:
         arch, dec = arch.tiny(), dec.tiny()
         arch = replace(arch, out_channels=dec.hidden_size)
-    return PromptableSam(arch, dec, seed=seed, weights=weights)
+    return PromptableSam(arch, dec, seed=seed, weights=weights, attention=attention)

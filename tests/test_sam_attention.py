@@ -1,0 +1,157 @@
+"""The SAM image encoder's FlexAttention path (`vfmbench.encoders.sam_attention`) against
+`transformers`' own attention, on the CPU in float32.
+
+The weights are scaled up from the std-0.02 init (query/key/value weights std 0.25, rel-pos tables
+std 0.5) so that attention logits and the relative-position bias both have a standard deviation
+of a few units: attention is far from uniform and the bias moves it, so a wrong bias (rows and
+columns swapped, rel_h and rel_w swapped) changes the output by orders of magnitude more than
+the tolerance, which the tests check too.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from vfmbench.encoders import create_encoder  # noqa: E402
+from vfmbench.encoders import sam_attention  # noqa: E402
+from vfmbench.encoders.sam import SamArch, SamEncoder  # noqa: E402
+from vfmbench.encoders.sam_attention import SamFlexAttention, sam_attention_mode, set_sam_attention  # noqa: E402
+from vfmbench.utils.errors import ConfigError  # noqa: E402
+
+# 128 x 128 input: an 8 x 8 grid; layers 0 and 2 windowed (windows of 3, so the grid is padded to 9),
+# layer 1 global; 4 heads of dimension 16.
+ARCH = SamArch(hidden_size=64, num_layers=3, num_heads=4, global_attn_indexes=(1,), image_size=128, window_size=3,
+               out_channels=16)
+TOL = 1e-5
+WRONG = 1e-2
+
+
+@pytest.fixture(autouse=True)
+def _quiet_flex():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="flex_attention called without torch.compile")
+        yield
+
+
+def peaked_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Scale the attention weights up: qkv std 0.25, rel-pos tables std 0.5, absolute positions std 0.5."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "rel_pos" in name or name == "pos_embed":
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+            elif ".qkv." in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.25)
+    return model
+
+
+def encoder(attention: str, seed: int = 0) -> SamEncoder:
+    enc = SamEncoder("sam_test", ARCH, seed=seed, attention=attention)
+    peaked_(enc.model, seed)
+    return enc
+
+
+def global_attention(enc: SamEncoder) -> torch.nn.Module:
+    return enc.model.layers[ARCH.global_attn_indexes[0]].attn
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+def test_flex_matches_transformers_attention_module():
+    """One global layer, non-square input (5 x 7) with rel-pos tables of another length (trained at
+    8 x 8: both axes interpolated): flex and the SDPA fallback equal transformers' module."""
+    eager = global_attention(encoder("eager"))
+    x = torch.randn(2, 5, 7, ARCH.hidden_size, generator=torch.Generator().manual_seed(1))
+    ref = eager(x)[0]
+    assert ref.abs().mean() > 0.1
+    for mode in ("flex", "auto"):  # auto on the CPU: SDPA with the materialised bias
+        assert max_diff(SamFlexAttention(eager, mode)(x)[0], ref) < TOL * ref.abs().max()
+    # without the bias the output is far off: the bias matters at these weights
+    with torch.no_grad():
+        saved = eager.rel_pos_h.clone(), eager.rel_pos_w.clone()
+        eager.rel_pos_h.zero_(), eager.rel_pos_w.zero_()
+        no_bias = eager(x)[0]
+        eager.rel_pos_h.copy_(saved[0]), eager.rel_pos_w.copy_(saved[1])
+    assert max_diff(no_bias, ref) > 100 * WRONG
+
+
+def _rows_columns_swapped(rel_h, rel_w, width):
+    return lambda score, b, h, q, k: score + rel_h[b, h, q, k % width] + rel_w[b, h, q, k // width]
+
+
+def _h_w_swapped(rel_h, rel_w, width):
+    return lambda score, b, h, q, k: score + rel_w[b, h, q, k // width] + rel_h[b, h, q, k % width]
+
+
+def test_flex_encoder_matches_eager_and_wrong_bias_does_not(monkeypatch):
+    """The whole encoder (windowed and global layers, neck) in float32: flex == transformers to
+    1e-5; a score modifier with key rows and columns swapped, or rel_h and rel_w swapped, is off by
+    more than 1e-2."""
+    x = torch.randn(2, 3, ARCH.image_size, ARCH.image_size, generator=torch.Generator().manual_seed(2))
+    eager, flex = encoder("eager"), encoder("flex")
+    assert isinstance(global_attention(flex), SamFlexAttention)
+    assert not isinstance(flex.model.layers[0].attn, SamFlexAttention)  # windowed layers keep transformers'
+    ref = eager.forward_features(x)
+    assert ref.shape == (2, ARCH.out_channels, 8, 8)
+    assert max_diff(flex.forward_features(x), ref) < TOL
+    for wrong in (_rows_columns_swapped, _h_w_swapped):
+        monkeypatch.setattr(sam_attention, "rel_pos_score_mod", wrong)
+        assert max_diff(flex.forward_features(x), ref) > WRONG, wrong.__name__
+
+
+def test_state_dict_keys_identical_and_checkpoints_cross_load():
+    eager, flex, auto = encoder("eager", seed=3), SamEncoder("sam_test", ARCH, seed=4, attention="flex"), \
+        SamEncoder("sam_test", ARCH, seed=5, attention="auto")
+    keys = list(eager.model.state_dict())
+    assert list(flex.model.state_dict()) == keys == list(auto.model.state_dict())
+    assert any(k.startswith("layers.1.attn.rel_pos_h") for k in keys)
+    # a checkpoint of one mode loads strictly into the others (and back) and gives the same embeddings
+    flex.model.load_state_dict(eager.model.state_dict(), strict=True)
+    auto.model.load_state_dict(flex.model.state_dict(), strict=True)
+    x = torch.randn(1, 3, ARCH.image_size, ARCH.image_size, generator=torch.Generator().manual_seed(6))
+    ref = eager.forward_features(x)
+    assert max_diff(flex.forward_features(x), ref) < TOL
+    assert max_diff(auto.forward_features(x), ref) < TOL
+    eager2 = SamEncoder("sam_test", ARCH, seed=7, attention="eager")
+    eager2.model.load_state_dict(flex.model.state_dict(), strict=True)
+    assert max_diff(eager2.forward_features(x), ref) < TOL
+
+
+def test_switching_modes_keeps_the_parameters():
+    enc = encoder("eager")
+    before = dict(enc.model.named_parameters())
+    attn_type = type(global_attention(enc))
+    for mode in ("flex", "auto", "eager", "flex"):
+        set_sam_attention(enc.model, mode)
+        assert sam_attention_mode(enc.model) == mode
+        after = dict(enc.model.named_parameters())
+        assert list(after) == list(before) and all(after[k] is before[k] for k in before)
+    set_sam_attention(enc.model, "eager")
+    assert type(global_attention(enc)) is attn_type
+
+
+def test_attention_option_through_the_registry_and_the_segmenter_model():
+    enc = create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="flex")
+    assert sam_attention_mode(enc.model) == "flex"
+    assert sam_attention_mode(create_encoder("sam_vit_b", pretrained=False, tiny=True).model) == "auto"
+    assert "attention" not in enc.cache_identity()["options"]
+    with pytest.raises(ConfigError, match="attention"):
+        create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="sdpa")
+
+    from vfmbench.masking.sam_model import build_promptable_sam
+
+    frames = torch.randint(0, 256, (2, 40, 56, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(8))
+    models = {m: build_promptable_sam("vit_b", None, tiny=True, attention=m) for m in ("eager", "flex")}
+    for m in models.values():
+        peaked_(m.model.vision_encoder)
+    assert sam_attention_mode(models["flex"].model.vision_encoder) == "flex"
+    assert list(models["flex"].state_dict()) == list(models["eager"].state_dict())
+    ref = models["eager"].embed(frames)
+    assert max_diff(models["flex"].embed(frames), ref) < TOL * max(1.0, float(ref.abs().max()))
