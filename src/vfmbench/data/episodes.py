@@ -635,11 +635,13 @@ class EpisodeDataset:
 def _read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not root.exists():
-        raise DatasetError(f"dataset folder {root} does not exist; create it with: vfmbench collect --task T --out {root}")
+        raise DatasetError(f"dataset folder {root} does not exist; create it with: vfmbench collect --task TASK "
+                           f"--out {root} (vfmbench tasks list names the tasks)")
     if not path.exists():
         raise DatasetError(
             f"{root} is not a vfmbench dataset: {MANIFEST} is missing (was the collect interrupted "
-            f"before its first episode?); collect it again with: vfmbench collect --out {root}"
+            f"before its first episode?); collect it again with: vfmbench collect --task TASK --out {root} "
+            "(vfmbench tasks list names the tasks)"
         )
     try:
         manifest = json.loads(path.read_bytes().decode("utf-8"))

@@ -2,11 +2,16 @@
 
 Each entry says how to build the encoder, its embedding size, whether it trains with the
 policy, and (for pretrained models) its weight set: the `WeightsSpec` registered in
-`vfmbench.weights.WEIGHTS`. Unknown names list the valid ones.
+`vfmbench.weights.WEIGHTS`. Unknown names list the valid ones; an option an entry does not take
+names the options it takes (`encoder_options`, read from the entry's builder).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -63,6 +68,62 @@ list_encoders = ENCODERS.names
 get_encoder_spec = ENCODERS.get
 
 
+# Arguments the registry passes itself, never options: `pretrained`, the task's `input_dim`, the entry's `name`.
+_OWN_ARGUMENTS = frozenset({"pretrained", "input_dim", "name"})
+
+
+def _forwarded(fn: Callable[..., Any], varkw: str) -> list[tuple[Callable[..., Any], int, frozenset[str]]] | None:
+    """The calls in `fn`'s source that pass its ``**varkw`` on: (callee, positional arguments given,
+    keywords given); None when a callee cannot be resolved (a method, a computed callable)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        names = inspect.getclosurevars(fn)
+    except (OSError, TypeError, SyntaxError):
+        return None
+    scope = {**names.builtins, **names.globals, **names.nonlocals}
+    calls = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == varkw
+                                              for k in node.keywords):
+            if not isinstance(node.func, ast.Name) or not callable(scope.get(node.func.id)):
+                return None
+            calls.append((scope[node.func.id], len(node.args), frozenset(k.arg for k in node.keywords if k.arg)))
+    return calls or None
+
+
+def _keyword_options(fn: Callable[..., Any], positional: int = 0,
+                     given: frozenset[str] = frozenset()) -> frozenset[str] | None:
+    """Keyword options `fn` takes when called with `positional` arguments and the keywords `given`:
+    its parameters that have a default (a ``functools.partial``'s own keywords are settings of the
+    entry, options only where the function has a default for them), and where it passes
+    ``**kwargs`` on, the options of what it passes them to. None when that cannot be read."""
+    if isinstance(fn, functools.partial):
+        return _keyword_options(fn.func, positional + len(fn.args), given)
+    params = list(inspect.signature(fn).parameters.values())
+    options = {p.name for i, p in enumerate(params)
+               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty
+               and not (p.kind is p.POSITIONAL_OR_KEYWORD and i < positional) and p.name not in given}
+    varkw = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
+    if varkw is not None:
+        calls = _forwarded(fn, varkw)
+        if calls is None:
+            return None
+        for callee, n, keywords in calls:
+            inner = _keyword_options(callee, n, keywords)
+            if inner is None:
+                return None
+            options |= inner
+    return frozenset(options - _OWN_ARGUMENTS)
+
+
+def encoder_options(name: str) -> tuple[str, ...] | None:
+    """The option names encoder `name` takes (``create_encoder(name, **options)``, a run config's
+    ``encoder_options``), sorted; None when its builder does not say (then a wrong option is
+    reported when the builder refuses it)."""
+    options = _keyword_options(get_encoder_spec(name).builder)
+    return None if options is None else tuple(sorted(options))
+
+
 def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | None = None, **kwargs: Any) -> Encoder:
     """Build encoder `name`.
 
@@ -70,22 +131,29 @@ def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | N
     file (a clear error if missing, never a silent fallback); False gives random weights,
     labelled ``random`` in results. input_dim: the width of the encoder's input vector, for
     entries whose embedding size depends on the task (``embed_dim`` None, e.g. `state`);
-    ignored by image encoders. Other keyword arguments are the entry's options.
+    ignored by image encoders. Other keyword arguments are the entry's options (`encoder_options`);
+    one it does not take is a ConfigError naming it and the options it takes.
     """
     spec = get_encoder_spec(name)
+    accepted = encoder_options(name) if kwargs else None
+    unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise ConfigError(f"encoder {name!r}: bad encoder_options: no option {', '.join(map(repr, unknown))}; its "
+                          f"options: {', '.join(accepted) or 'none'} (docs/encoders.md)")
     if pretrained is None:
         pretrained = spec.weights is not None
     if pretrained and spec.weights is None:
-        raise ConfigError(f"encoder {name!r} has no pretrained weights; use pretrained=False")
+        raise ConfigError(f"encoder {name!r} has no pretrained weights (it is trained end to end or random by "
+                          "definition); do not ask for them")
     if spec.embed_dim is None:
         if input_dim is None:
             raise ConfigError(f"encoder {name!r} takes the task's {spec.input_key!r} vector: give its input_dim")
         kwargs["input_dim"] = input_dim
     try:
         return spec.builder(pretrained=pretrained, **kwargs)
-    except TypeError as exc:  # an option the entry does not take, or a value of the wrong type
-        raise ConfigError(f"encoder {name!r}: bad encoder_options {sorted(kwargs)} ({exc}); see docs/encoders.md "
-                          "for each entry's options") from None
+    except TypeError as exc:  # a value of the wrong type (or an option of a builder that does not list its own)
+        raise ConfigError(f"encoder {name!r}: bad encoder_options {kwargs} ({exc}); see docs/encoders.md for "
+                          "each entry's options") from None
 
 
 def encoder_label(encoder: Encoder) -> str:

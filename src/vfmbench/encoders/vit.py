@@ -394,7 +394,7 @@ VIT_FAMILIES: dict[str, type[ViTEncoder]] = {"dinov2": Dinov2Encoder, "clip": Cl
 
 def build_vit(name: str, weights: WeightsLocation | None, *, family: str, arch: ViTArch, crop_pct: float,
               interpolation: str, mean: tuple[float, float, float], std: tuple[float, float, float],
-              pooling: str, seed: int = 0, tiny: bool = False, full_frame: bool = False) -> ViTEncoder:
+              pooling: str = "cls", seed: int = 0, tiny: bool = False, full_frame: bool = False) -> ViTEncoder:
     """A ViT encoder of `family` ("dinov2", "clip", "mae"). ``full_frame`` resizes the whole frame to
     the input size instead of the official resize-then-centre-crop; ``tiny`` is for tests."""
     arch = arch.tiny() if tiny else arch
