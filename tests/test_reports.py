@@ -85,3 +85,27 @@ def test_demo_report_includes_analysis_records_found_under_its_folder(tmp_path):
     text = "\n".join(_analysis_lines(tmp_path))
     assert "![saliency.png](analysis/sal/saliency.png)" in text and "missing next to it" not in text
     assert "analysis/broken/phid.json`: not included" in text
+
+
+def test_demo_report_shows_drops_as_clean_minus_shifted_with_the_budget_and_a_plot(tmp_path):
+    """Defect: the demo report printed 0 - drop (negative when the policy got worse) and had no
+    robustness plot."""
+    from vfmbench.evaluation.robustness import ShiftResult
+    from vfmbench.experiments.demo import DatasetInfo, DemoConfig, DemoResults
+    from vfmbench.reports import DROP, summarize_robustness
+    from vfmbench.reports.tables import write_report
+
+    records = []
+    for seed in range(2):
+        r = _record("a", seed, 0.8)
+        r.robustness = [ShiftResult("none", 0.8, 0.8, 0.0, 0.0, 20, 1.0, {}),
+                        ShiftResult("distractor", 0.6, 0.6, 0.2, 0.05, 20, 1.0, {})]
+        records.append(r)
+    doc = DemoResults(schema="vfmbench.results/2", created="now", seconds=1.0, config=DemoConfig(),
+                      dataset=DatasetInfo("data", 10, 500, "f"), records=records, summary=summarize(records),
+                      robustness_summary=summarize_robustness(records))
+    text = write_report(doc, tmp_path).read_text()
+    assert "0.60 (drop +0.20)" in text and DROP in text
+    robustness_table = text.split("## Under shifts")[1]
+    assert "| steps" in robustness_table and "cached" in robustness_table  # the budget of each row
+    assert "![success per shift per encoder](robustness.png)" in text and (tmp_path / "robustness.png").is_file()
