@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent set-up: apt packages for headless OpenGL, a virtual environment in .venv,
 # and vfmbench installed into it. Sourced by scripts/demo.sh and scripts/test.sh.
+#
+# torch: the version pyproject.toml pins, from the index pip is configured with. On PyPI that is
+# the standard Linux x86_64 wheel, which is built with CUDA and pulls NVIDIA's CUDA runtime wheels
+# (several GB); it runs on CPU-only machines as well. For the smaller CPU-only build, point
+# VFMBENCH_TORCH_INDEX at PyTorch's CPU index (https://download.pytorch.org/whl/cpu) where it is
+# reachable; the same pinned version is installed from there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VFMBENCH_VENV:-$ROOT/.venv}"
 EXTRAS="${VFMBENCH_EXTRAS:-sim,video,minari,viz,vfm,effnet,report,ray,dev}"
+TORCH_INDEX="${VFMBENCH_TORCH_INDEX:-}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -50,14 +57,22 @@ if [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
-# Reinstall only when the dependency declaration changed.
+# Reinstall only when the dependency declaration (or the choice of torch index) changed.
 STAMP="$VENV/.vfmbench-install"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)-$EXTRAS"
+WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)-$EXTRAS-$TORCH_INDEX"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     log "installing vfmbench[$EXTRAS] into $VENV (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    # The CPU build first, so nothing pulls a multi-GB CUDA torch.
-    "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+    # torch first, at pyproject.toml's pin (see the top of this file for which build that is).
+    TORCH="$("$VENV/bin/python" -c 'import re, sys, tomllib
+deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
+print(next(d for d in deps if re.match(r"torch\s*==", d)).replace(" ", ""))' "$ROOT/pyproject.toml")"
+    if [ -n "$TORCH_INDEX" ]; then
+        log "installing $TORCH from $TORCH_INDEX"
+        "$VENV/bin/python" -m pip install -q --index-url "$TORCH_INDEX" "$TORCH"
+    else
+        "$VENV/bin/python" -m pip install -q "$TORCH"
+    fi
     "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
     echo "$WANT" > "$STAMP"
 fi
