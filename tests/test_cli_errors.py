@@ -124,3 +124,24 @@ def test_a_demo_without_its_weights_stops_before_collecting(tmp_path, capsys):
                   "--out", tmp_path / "demo"], capsys)
     assert "vfmbench weights download imagenet_resnet18" in err, err
     assert not (tmp_path / "demo").exists()
+
+
+def test_config_keys_with_an_option_are_used_and_a_conflict_is_an_error(reach, tmp_path, capsys):
+    """Defect: collect's --episodes/--seed/--action-noise and train's --seed defaults silently replaced the
+    same keys given with --set or --config."""
+    import json
+
+    out = tmp_path / "data"
+    assert app(["collect", "--task", "fetch_reach", "--out", str(out), "--no-progress", "--set", "episodes=1",
+                "--set", "task_config.resolution=32", "--set", "task_config.max_episode_steps=10"]) == 0
+    assert "1 episodes" in capsys.readouterr().out
+    err = _error(["collect", "--task", "fetch_reach", "--out", tmp_path / "other", "--episodes", "3",
+                  "--set", "episodes=2"], capsys)
+    assert "episodes is given twice, 3 by its command-line option and 2" in err, err
+    run = tmp_path / "run"
+    assert app(["train", "--dataset", str(reach.root), "--encoder", "state", "--out", str(run), "--no-eval",
+                "--no-progress", "--set", "seed=3", "--set", "train.steps=2", "--set", "train.device=cpu"]) == 0
+    assert json.loads((run / "config.json").read_text())["spec"]["seed"] == 3
+    err = _error(["train", "--dataset", reach.root, "--encoder", "state", "--out", tmp_path / "r2",
+                  "--set", "encoder=e2e_cnn"], capsys)
+    assert "encoder is given twice" in err and not (tmp_path / "r2").exists(), err

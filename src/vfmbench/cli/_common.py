@@ -152,6 +152,22 @@ def config_dict(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return data, (args.config or "command-line config")
 
 
+def with_options(data: dict[str, Any], source: str, **options: Any) -> dict[str, Any]:
+    """`data` (a config mapping) with the values of the command-line options given (None: not given),
+    which set the config key of their name; a key given both ways with different values is a
+    ConfigError, never a silent choice."""
+    from vfmbench.utils.errors import ConfigError
+
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in data and data[key] != value:
+            raise ConfigError(f"{key} is given twice, {value!r} by its command-line option and {data[key]!r} in "
+                              f"{source}; give it once")
+        data[key] = value
+    return data
+
+
 # Hints the library writes for Python callers and config files, and how each command spells them.
 _WEIGHTS_HINT = re.compile(r"(\n *)?for random weights ask explicitly: create_encoder\('[^']*', pretrained=False\)")
 _DEVICE_HINT = re.compile(r"use train\.device=cpu or auto")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vfmbench.cli._common import add_config_args, config_dict, example, seed_int
+from vfmbench.cli._common import add_config_args, config_dict, example, seed_int, with_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,18 +17,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=example("vfmbench collect --task fetch_reach --episodes 100 --action-noise 0.3 "
                                       "--out data/reach"))
     p.add_argument("--task", help="task name (vfmbench tasks list); with --expert: the run's task (required "
-                                  "without --expert)")
+                                  "without --expert, unless the config names it)")
     p.add_argument("--expert", metavar="RUN", help="roll out this trained agent (vfmbench rl train, e.g. "
                    "--encoder state) with its mean action instead of a scripted expert")
-    p.add_argument("--episodes", type=int, default=100, help="number of episodes")
+    p.add_argument("--episodes", type=int, help="number of episodes (default: 100, or the config's)")
     p.add_argument("--out", required=True, help="dataset folder")
-    p.add_argument("--seed", type=seed_int, default=0, help="first episode seed")
+    p.add_argument("--seed", type=seed_int, help="first episode seed (default: 0, or the config's)")
     p.add_argument("--resolution", type=int, help="image size in pixels (default: the task's, 84)")
     p.add_argument("--goal-conditioned", action="store_true", help="also record goal images")
     p.add_argument("--masks", action="store_true", help="also record ground-truth masks of the task-relevant parts")
-    p.add_argument("--keep-failures", action="store_true", help="keep episodes the expert failed")
-    p.add_argument("--action-noise", type=float, default=0.0,
-                   help="std of Gaussian noise added to executed expert actions (DART)")
+    p.add_argument("--keep-failures", action="store_true", default=None, help="keep episodes the expert failed")
+    p.add_argument("--action-noise", type=float,
+                   help="std of Gaussian noise added to executed expert actions (DART; default: 0, or the config's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from vfmbench.masking.wiring import add_mask_args
 
@@ -44,10 +44,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.expert:
         return _run_agent(args)
-    if not args.task:
-        raise ConfigError("collect needs --task (a task with a scripted expert) or --expert RUN (a trained agent)")
-
     data, source = config_dict(args)
+    if not args.task and "task" not in data:
+        raise ConfigError("collect needs --task (a task with a scripted expert) or --expert RUN (a trained agent)")
     task_cfg = dict(data.pop("task_config", {}) or {})
     if args.resolution is not None:
         task_cfg["resolution"] = args.resolution
@@ -59,10 +58,9 @@ def _run(args: argparse.Namespace) -> int:
         from vfmbench.masking.wiring import with_mask
 
         task_cfg = with_mask(task_cfg, args.mask, args.mask_reference)
-    data.update(task=args.task, episodes=args.episodes, seed=args.seed, keep_failures=args.keep_failures,
-                action_noise=args.action_noise,
-                task_config=task_cfg)
-    cfg = from_dict(CollectConfig, data, source)
+    with_options(data, source, task=args.task, episodes=args.episodes, seed=args.seed,
+                 keep_failures=args.keep_failures, action_noise=args.action_noise)
+    cfg = from_dict(CollectConfig, {**data, "task_config": task_cfg}, source)
     ds = collect(cfg, args.out, progress=not args.no_progress)
     rate = ds.manifest.get("expert_success_rate")
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.n_frames} frames"
@@ -72,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_agent(args: argparse.Namespace) -> int:
     """`--expert RUN`: the run's agent on the run's task, as `vfmbench.rl.expert.collect_with_agent`."""
+    from vfmbench.data.collection import CollectConfig
     from vfmbench.rl.expert import collect_with_agent
     from vfmbench.rl.loop import read_rl_record
     from vfmbench.utils.errors import ConfigError
@@ -86,7 +85,10 @@ def _run_agent(args: argparse.Namespace) -> int:
     run_task = read_rl_record(args.expert).task
     if args.task and run_task and args.task != run_task:
         raise ConfigError(f"--task {args.task} differs from the task {run_task} the agent in {args.expert} was trained on")
-    ds = collect_with_agent(args.expert, args.episodes, args.out, seed=args.seed, action_noise=args.action_noise,
+    defaults = CollectConfig()
+    ds = collect_with_agent(args.expert, defaults.episodes if args.episodes is None else args.episodes, args.out,
+                            seed=defaults.seed if args.seed is None else args.seed,
+                            action_noise=defaults.action_noise if args.action_noise is None else args.action_noise,
                             progress=not args.no_progress)
     ret = ds.manifest.get("mean_return")
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.n_frames} frames from the agent in {args.expert}"

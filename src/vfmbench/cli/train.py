@@ -17,11 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=example("vfmbench train --dataset data/reach --encoder state --method bc "
                                       "--set train.steps=2000 --out runs/reach_state"))
     p.add_argument("--dataset", required=True, help="dataset folder written by vfmbench collect")
-    p.add_argument("--task", help="task to evaluate on (default: the dataset's task)")
+    p.add_argument("--task", help="task to evaluate on (default: the config's, else the dataset's task)")
     p.add_argument("--encoder", required=True, help="encoder name (vfmbench encoders list)")
     p.add_argument("--method", help="learning method (vfmbench methods list; default: bc, or the preset's)")
     p.add_argument("--preset", help="a paper's settings (vfmbench methods presets); --config/--set keys win")
-    p.add_argument("--seed", type=seed_int, default=0, help="training seed (weights, batches, augmentation)")
+    p.add_argument("--seed", type=seed_int,
+                   help="training seed: weights, batches, augmentation (default: 0, or the config's)")
     p.add_argument("--random-weights", action="store_true",
                    help="random weights for an encoder that has pretrained ones (labelled '(random)')")
     p.add_argument("--out", required=True, help="run folder (rerun the same command to resume)")
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from vfmbench.cli._common import config_dict, print_json
+    from vfmbench.cli._common import config_dict, print_json, with_options
     from vfmbench.data.collection import open_dataset
     from vfmbench.experiments.job import EvalSpec, JobSpec, run_job
     from vfmbench.training import RunSpec
@@ -49,17 +50,14 @@ def _run(args: argparse.Namespace) -> int:
 
         dataset = masked_dataset(dataset, args.mask, args.mask_reference, progress=not args.no_progress)
     ds = open_dataset(dataset)
-    task = args.task or ds.task["task"]
     data, source = config_dict(args)
-    data.update(task=task, encoder=args.encoder, seed=args.seed)
-    if args.method:
-        data["method"] = args.method
+    with_options(data, source, task=args.task, encoder=args.encoder, seed=args.seed, method=args.method)
+    data.setdefault("task", ds.task["task"])
     if args.preset:
         from vfmbench.policies.presets import apply_preset
 
         data = apply_preset(args.preset, data, ds.n_frames)
-    if args.random_weights:
-        data["pretrained"] = False
+    with_options(data, source, pretrained=False if args.random_weights else None)
     spec = from_dict(RunSpec, data, source)
     eval_spec = EvalSpec(episodes=0 if args.no_eval else spec.train.eval_episodes, envs=spec.train.eval_envs)
     record = run_job(JobSpec(run=spec, out=args.out, dataset=str(ds.root), eval=eval_spec,
