@@ -156,3 +156,20 @@ def test_set_examples_are_keys_the_command_takes(path):
     items += [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     for item in items:
         CONFIG_CHECKS[path](apply_overrides({}, [item]))
+
+
+def test_defaults_stated_in_words_are_the_configs():
+    """Options that take their default from a config say it in words; it must be the config's."""
+    import re
+
+    from vfmbench.data.collection import CollectConfig
+    from vfmbench.training import RunSpec
+
+    commands = dict(_commands(PARSER))
+    cases = [(("collect",), "--episodes", CollectConfig().episodes), (("collect",), "--seed", CollectConfig().seed),
+             (("collect",), "--action-noise", CollectConfig().action_noise),
+             (("train",), "--seed", RunSpec(task="fetch_reach", encoder="state").seed)]
+    for path, option, value in cases:
+        action = next(a for a in commands[path]._actions if option in a.option_strings)
+        stated = re.search(r"default: ([0-9.]+), or the config's", action.help)
+        assert stated and float(stated.group(1)) == value, (path, option, action.help)
