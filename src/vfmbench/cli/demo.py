@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "held-out seeds; write results.json, report.md and success.png (and, with "
                                    "--set shifts=[...], robustness.png) to --out, by default the folder "
                                    "vfmbench-demo in the current directory. Rerunning the same command resumes. "
-                                   "Config keys: docs/sweeps.md (the demo grid).",
+                                   "Config keys: docs/sweeps.md, \"The demo's config keys\".",
                        epilog=example("vfmbench demo --quick --set shifts=[distractor] --out vfmbench-demo"))
     p.add_argument("--out", default="vfmbench-demo", help="output folder, relative to the current directory")
     p.add_argument("--quick", action="store_true",
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where its jobs run: this process, local worker processes or Ray (vfmbench sweep --help)")
     p.add_argument("--workers", type=positive_int, help="pool / ray: how many jobs at once (default: as sweep)")
     p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
-    add_config_args(p, "seeds=[0,1]", "the demo keys: docs/sweeps.md")
+    add_config_args(p, "seeds=[0,1]", "docs/sweeps.md")
     p.set_defaults(func=_run)
 
 
