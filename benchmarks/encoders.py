@@ -9,6 +9,11 @@ matmul's rate measured in the same run. Prints JSON and writes it to ``--out``.
 
     python benchmarks/encoders.py --out encoders.json                 # GPU: the four paper encoders
     python benchmarks/encoders.py --tiny --out encoders_cpu.json       # CPU smoke run (toy sizes)
+    python benchmarks/encoders.py --encoders sam_vit_b --precision bf16 --compile --option attention=flex
+
+``--option KEY=VALUE`` passes encoder options (e.g. SAM's ``attention``: eager / auto / flex);
+FLOPs are always counted on the default build (FlexAttention's kernels are not seen by the
+FLOP counter), so fractions of the bound compare across options.
 """
 
 from __future__ import annotations
@@ -71,11 +76,14 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def bench_one(name: str, *, pretrained: bool, batch: int, precision: str, compile_: bool, device: torch.device,
-              frame_size: int, warmup: int, iters: int, tiny: bool, peak_tflops: float) -> dict[str, Any]:
-    enc = create_encoder(name, pretrained=pretrained, **({"tiny": True} if tiny else {})).to(device).eval()
+              frame_size: int, warmup: int, iters: int, tiny: bool, peak_tflops: float,
+              options: dict[str, str] | None = None) -> dict[str, Any]:
+    size = {"tiny": True} if tiny else {}
+    enc = create_encoder(name, pretrained=pretrained, **size, **(options or {})).to(device).eval()
     frames = torch.randint(0, 256, (batch, frame_size, frame_size, 3), dtype=torch.uint8, device=device)
     dtype = PRECISIONS[precision]
-    flops = flops_per_image(enc, frames, dtype)
+    counted = create_encoder(name, pretrained=pretrained, **size).to(device).eval() if options else enc
+    flops = flops_per_image(counted, frames, dtype)
     run = enc.compile_model() if compile_ else enc
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -97,6 +105,7 @@ def bench_one(name: str, *, pretrained: bool, batch: int, precision: str, compil
         "batch_size": batch,
         "precision": precision,
         "compile": compile_,
+        "options": options or {},
         "images_per_s": sig(ips),
         "ms_per_batch": sig(1000 * elapsed / iters),
         "gflops_per_image": sig(flops / 1e9),
@@ -119,8 +128,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--warmup", type=int, default=None)
     p.add_argument("--iters", type=int, default=None)
     p.add_argument("--tiny", action="store_true", help="toy model sizes and few iterations (CPU smoke test)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an encoder option (repeatable)")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = p.parse_args(argv)
+    options = dict(kv.split("=", 1) for kv in args.option)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     precisions = [s.strip() for s in args.precision.split(",") if s.strip()]
@@ -154,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 report["results"].append(bench_one(
                     name, pretrained=args.pretrained == "true", batch=batch, precision=precision, compile_=compile_,
                     device=device, frame_size=args.frame_size, warmup=warmup, iters=iters, tiny=args.tiny,
-                    peak_tflops=peak,
+                    peak_tflops=peak, options=options,
                 ))
                 print(json.dumps(report["results"][-1]), file=sys.stderr, flush=True)
     text = json.dumps(report, indent=2)

@@ -140,7 +140,7 @@ def test_switching_modes_keeps_the_parameters():
 def test_attention_option_through_the_registry_and_the_segmenter_model():
     enc = create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="flex")
     assert sam_attention_mode(enc.model) == "flex"
-    assert sam_attention_mode(create_encoder("sam_vit_b", pretrained=False, tiny=True).model) == "auto"
+    assert sam_attention_mode(create_encoder("sam_vit_b", pretrained=False, tiny=True).model) == "eager"
     assert "attention" not in enc.cache_identity()["options"]
     with pytest.raises(ConfigError, match="attention"):
         create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="sdpa")

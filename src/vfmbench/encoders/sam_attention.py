@@ -32,9 +32,10 @@ flex kernel there would gain little and add a compilation per window shape.
 Modes (`set_sam_attention`, the ``attention`` option of the SAM encoders and of the promptable
 SAM of the segmenters):
 
-- ``"eager"``: `transformers`' own modules, untouched: the reference.
+- ``"eager"`` (the default of the encoders and segmenters, the path measured on a GPU):
+  `transformers`' own modules, untouched: the reference.
 - ``"flex"``: `SamFlexAttention` in every global layer, on any device.
-- ``"auto"`` (the default of the encoders and segmenters): `SamFlexAttention` in every global
+- ``"auto"``: `SamFlexAttention` in every global
   layer, which runs flex_attention when its input is on CUDA (and the head dimension is at least
   16, the smallest the fused kernel takes) and otherwise SDPA with the materialised bias, the
   same computation as `transformers`' module. A model built on the CPU and moved to the GPU

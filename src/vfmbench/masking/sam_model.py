@@ -100,7 +100,7 @@ class PromptableSam(torch.nn.Module):
     SAM encoders' option (`vfmbench.encoders.sam_attention`)."""
 
     def __init__(self, arch: SamArch, decoder: DecoderArch, *, seed: int = 0, weights: WeightsLocation | None = None,
-                 attention: str = "auto"):
+                 attention: str = "eager"):
         super().__init__()
         hf = transformers()
         self.arch, self.decoder_arch = arch, decoder
@@ -182,7 +182,7 @@ class PromptableSam(torch.nn.Module):
 
 
 def build_promptable_sam(arch_name: str, weights: WeightsLocation | None, *, seed: int = 0,
-                         tiny: bool = False, attention: str = "auto") -> PromptableSam:
+                         tiny: bool = False, attention: str = "eager") -> PromptableSam:
     """SAM of size `arch_name` ("vit_b", "vit_l", "vit_h"); `weights` None gives random weights;
     ``tiny`` (tests) the toy sizes of `SamArch.tiny` and `DecoderArch.tiny`; ``attention`` the image
     encoder's global-attention path ("auto", "eager", "flex")."""
