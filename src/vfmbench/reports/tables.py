@@ -202,6 +202,11 @@ def format_table(summary: Sequence[SummaryRow], markdown: bool = False) -> str:
     return tabulate(rows, headers=header, tablefmt="pipe" if markdown else "simple", disable_numparse=True)
 
 
+def _budget_label(steps: int, batch_size: int, augment: str) -> str:
+    """A training budget on two short lines, for the labels under a plot's bars."""
+    return f"{steps} steps\nbatch {batch_size}, {augment}"
+
+
 def plot_success(summary: Sequence[SummaryRow], path: Path) -> Path | None:
     """Bar chart of mean success with std error bars; None if matplotlib is absent."""
     try:
@@ -213,16 +218,17 @@ def plot_success(summary: Sequence[SummaryRow], path: Path) -> Path | None:
         return None
     several = {k: len({getattr(r, k) for r in summary}) > 1 for k in ("task", "steps", "batch_size", "augment")}
     labels = [f"{r.encoder}\n{r.method}" + (f"\n{r.task}" if several["task"] else "")
-              + (f"\n{r.steps} steps, batch {r.batch_size}, {r.augment}"
+              + (f"\n{_budget_label(r.steps, r.batch_size, r.augment)}"
                  if several["steps"] or several["batch_size"] or several["augment"] else "") for r in summary]
     means = [r.success_mean for r in summary]
     stds = [r.success_std for r in summary]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(labels)), 3.2))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.9 * len(labels)), 3.2))
     bars = ax.bar(range(len(labels)), means, yerr=stds, capsize=4, color="#4c72b0", edgecolor="#1f3a60",
                   linewidth=1.5)  # the edge keeps a zero-success bar visible as a line on the axis
     ax.bar_label(bars, labels=[f"{m:.2f}" for m in means], fontsize=7, padding=2)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)  # room for the value labels above full bars
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("success rate")
     tasks = sorted({r.task for r in summary})
     ax.set_title(f"{', '.join(tasks)}: success over seeds (mean ± std)", fontsize=9)
@@ -248,7 +254,7 @@ def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
     groups = list(dict.fromkeys((r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment)) for r in rows))
     cell = {(r.task, r.encoder, r.method, (r.steps, r.batch_size, r.augment), r.shift): r.success_mean for r in rows}
     width = 0.8 / len(shifts)
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(groups) + 1), 3.4))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * len(groups) + 1), 3.4))
     x = np.arange(len(groups))
     for i, shift in enumerate(shifts):
         values = [cell.get((*g, shift), np.nan) for g in groups]
@@ -258,14 +264,15 @@ def plot_robustness(rows: Sequence[RobustnessRow], path: Path) -> Path | None:
     several_tasks = len({g[0] for g in groups}) > 1
     several_budgets = len({g[3] for g in groups}) > 1
     ax.set_xticks(x, [f"{e}\n{m}" + (f"\n{t}" if several_tasks else "")
-                      + (f"\n{b[0]} steps, batch {b[1]}, {b[2]}" if several_budgets else "")
+                      + (f"\n{_budget_label(*b)}" if several_budgets else "")
                       for t, e, m, b in groups], fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.12)  # room for the value labels above full bars
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("success rate")
     ax.set_title("success under each shift (mean over seeds)", fontsize=9)
-    ax.legend(fontsize=7, ncol=min(4, len(shifts)))
+    ax.legend(fontsize=7, title="shift", title_fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # off the bars
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
