@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("names", nargs="*", metavar="NAME", help="weight-set names (see `vfmbench weights list`)")
     dl.add_argument("--all", action="store_true", help="every weight set")
     dl.add_argument("--force", action="store_true", help="download again even if the file is there")
+    dl.add_argument("--no-progress", action="store_true", help="no progress bar")
     dl.set_defaults(func=_download)
 
     vf = s.add_parser("verify", help="check installed weights against their sha256",
@@ -112,7 +113,7 @@ def _download(args: argparse.Namespace) -> int:
     if not args.names and not args.all:
         raise ConfigError("name the weight sets to download (see `vfmbench weights list`) or pass --all")
     for spec in _selected(None if args.all else args.names):
-        path = download_weights(spec, force=args.force, progress=True)
+        path = download_weights(spec, force=args.force, progress=not args.no_progress)
         print(f"{spec.name}: {path}")
     return 0
 
