@@ -163,12 +163,14 @@ def test_defaults_stated_in_words_are_the_configs():
     import re
 
     from vfmbench.data.collection import CollectConfig
+    from vfmbench.rl import RLRunSpec
     from vfmbench.training import RunSpec
 
     commands = dict(_commands(PARSER))
     cases = [(("collect",), "--episodes", CollectConfig().episodes), (("collect",), "--seed", CollectConfig().seed),
              (("collect",), "--action-noise", CollectConfig().action_noise),
-             (("train",), "--seed", RunSpec(task="fetch_reach", encoder="state").seed)]
+             (("train",), "--seed", RunSpec(task="fetch_reach", encoder="state").seed),
+             (("rl", "train"), "--seed", RLRunSpec(task="dmc_cartpole_swingup").seed)]
     for path, option, value in cases:
         action = next(a for a in commands[path]._actions if option in a.option_strings)
         stated = re.search(r"default: ([0-9.]+), or the config's", action.help)

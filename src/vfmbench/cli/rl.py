@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       epilog=example("vfmbench rl train --task dmc_cartpole_swingup --agent drqv2 --frames 100000 "
                                      "--set agent_config.batch_size=128 --out runs/cartpole"))
     t.add_argument("--task", required=True, help="task name (vfmbench tasks list), e.g. dmc_walker_walk")
-    t.add_argument("--agent", choices=["drqv2", "pieg"], default="drqv2", help="the RL algorithm")
+    t.add_argument("--agent", choices=["drqv2", "pieg"], help="the RL algorithm (default: drqv2, or the config's)")
     t.add_argument("--encoder", help="drqv2: conv (default) or state; pieg: a registry image encoder "
                                      "(default: imagenet_resnet18)")
     t.add_argument("--random-weights", action="store_true", help="build the PIE-G encoder with random weights")
@@ -34,10 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--mask-reference", metavar="REF.json",
                    help="the SAM-G reference (image + mask) for --mask (default: the task's ground truth at seed 0)")
     t.add_argument("--frames", type=positive_int, help="target environment frames (default: the paper's, 1M or 3M)")
-    t.add_argument("--seed", type=seed_int, default=0, help="training seed")
-    t.add_argument("--preset", choices=["drqv2", "samg"], default="drqv2",
-                   help="hyper-parameters: DrQ-v2's published ones or paper 002 Table 6's")
-    t.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    t.add_argument("--seed", type=seed_int, help="training seed (default: 0, or the config's)")
+    t.add_argument("--preset", choices=["drqv2", "samg"],
+                   help="hyper-parameters: DrQ-v2's published ones or paper 002 Table 6's (default: drqv2, or the "
+                        "config's)")
+    t.add_argument("--device", help="auto (CUDA if available), cpu, cuda, cuda:N (default: auto, or the config's)")
     t.add_argument("--max-minutes", type=float, help="stop at the first episode end after this long (checkpointed); "
                                                      "rerun to continue (default: no limit)")
     t.add_argument("--shifts", type=shift_names, default="none",
@@ -68,26 +69,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from vfmbench.cli._common import config_dict, print_json
+    import dataclasses
+
+    from vfmbench.cli._common import config_dict, print_json, with_options
     from vfmbench.rl import RLJobSpec, RLRunSpec, default_frames, preset_overrides, run_rl_job
     from vfmbench.utils.config import from_dict
 
     data, source = config_dict(args)
-    agent_config = {**preset_overrides(args.preset, args.agent, args.task), **data.pop("agent_config", {})}
-    data.update(task=args.task, agent=args.agent, seed=args.seed, device=args.device, preset=args.preset,
-                frames=args.frames or data.get("frames") or default_frames(args.task), agent_config=agent_config)
-    if args.encoder:
-        data["encoder"] = args.encoder
-    if args.random_weights:
-        data["pretrained"] = False
-    if args.mask:
-        data["mask"] = args.mask
+    with_options(data, source, task=args.task, agent=args.agent, seed=args.seed, device=args.device,
+                 preset=args.preset, frames=args.frames, encoder=args.encoder, mask=args.mask,
+                 pretrained=False if args.random_weights else None)
+    defaults = {f.name: f.default for f in dataclasses.fields(RLRunSpec)}
+    agent, preset = data.get("agent", defaults["agent"]), data.get("preset", defaults["preset"])
+    data["agent_config"] = {**preset_overrides(preset, agent, args.task), **data.get("agent_config", {})}
+    data.setdefault("frames", default_frames(args.task))
     if args.mask_reference:
         data["mask_options"] = {**data.get("mask_options", {}), "reference": args.mask_reference}
     spec = from_dict(RLRunSpec, data, source)
     spec.validate()
     record = run_rl_job(RLJobSpec(run=spec, out=args.out, shifts=args.shifts, episodes=spec.eval_episodes,
-                                  envs=spec.eval_envs, device=args.device,
+                                  envs=spec.eval_envs, device=spec.device,
                                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                                   progress=not args.no_progress))
     tr = record.train
