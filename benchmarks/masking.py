@@ -9,7 +9,7 @@ in the same run). Prints JSON and writes it to ``--out``.
     python benchmarks/masking.py --tiny --frames 8 --loop-frames 4   # CPU smoke run (toy sizes)
 
 Weights: the installed ones (``vfmbench weights download sam_vit_b dinov2_vitb14``), else random
-weights of the same architectures (``--random``; speed does not depend on the weights, masks do).
+weights of the same architectures (``--random-weights``; speed does not depend on the weights, masks do).
 Frames: held-out fetch_push episodes (clean), the reference from the task's ground truth.
 """
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
-    p.add_argument("--random", action="store_true", help="random weights (else the installed ones)")
+    p.add_argument("--random-weights", action="store_true", help="random weights (else the installed ones)")
     p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")
     p.add_argument("--out")
     args = p.parse_args(argv)
@@ -103,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                            "torch": torch.__version__, "frames": len(frames), "frame_size": list(frames.shape[1:3]),
                            "dtype": args.dtype, "bf16_matmul_tflops": sig(peak), "segmenters": []}
     for name in [s.strip() for s in args.segmenters.split(",")]:
-        options = {"device": str(device), "dtype": args.dtype, "batch_size": args.batch, "pretrained": not args.random,
+        options = {"device": str(device), "dtype": args.dtype, "batch_size": args.batch, "pretrained": not args.random_weights,
                    "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000}
         seg = build_segmenter(name, options, task="fetch_push")
         fps, batched = time_batched(seg, frames, args.repeats)
         loop_fps, looped = time_loop(seg, frames[: args.loop_frames])
         agree = iou(batched[: args.loop_frames], looped)
-        row = {"segmenter": name, "pretrained": not args.random, "batch": args.batch, "frames_per_s": sig(fps),
+        row = {"segmenter": name, "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
                "loop_frames_per_s": sig(loop_fps), "speedup": sig(fps / loop_fps),
                "agreement_iou_mean": sig(float(agree.mean())), "agreement_iou_min": sig(float(agree.min())),
                "encoder": encoder_fraction(seg, 4 if args.tiny else 16, peak, 2 if args.tiny else 10)}

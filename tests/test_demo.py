@@ -57,3 +57,13 @@ def test_train_and_evaluate_commands(reach_dataset, tmp_path, capsys):
     assert app(["evaluate", "--run", str(run), "--episodes", "4", "--video", str(gif), "--json", "--no-progress"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["episodes"] == 4 and gif.exists() and gif.stat().st_size > 1000
+
+
+def test_default_encoder_options_go_with_their_encoder_a_users_do_not():
+    from vfmbench.experiments.demo import demo_config_from
+    from vfmbench.utils.errors import ConfigError
+
+    assert demo_config_from({"encoders": ["state"]}).encoder_options == {}
+    assert demo_config_from({}).encoder_options == {"imagenet_efficientnet_lite0": {"input_size": 84}}
+    with pytest.raises(ConfigError, match="encoder_options names 'random_resnet18'"):
+        demo_config_from({"encoders": ["state"], "encoder_options": {"random_resnet18": {"pooling": "avg"}}})

@@ -190,3 +190,13 @@ def test_runs_recorded_before_a_train_key_existed_still_resume(reach_data, tmp_p
         del config["spec"]["train"][key]
     (run / "config.json").write_text(json.dumps(config))
     assert Trainer(spec, reach_data, run, progress=False).run().steps == 20
+
+
+def test_load_agent_names_the_steps_a_run_has(reach_data, tmp_path):
+    from vfmbench.utils.errors import VfmbenchError
+
+    spec = RunSpec(task="point_reach", encoder="state", method="bc", method_config=TINY["bc"],
+                   train=TrainConfig(steps=20, checkpoint_every=10, log_every=10))
+    Trainer(spec, reach_data, tmp_path / "run", progress=False).run()
+    with pytest.raises(VfmbenchError, match="checkpoints are at steps 20$"):
+        load_agent(tmp_path / "run", step=15)

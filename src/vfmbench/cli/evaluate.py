@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_shift_args(p)
     from vfmbench.masking.wiring import add_mask_args
 
-    add_mask_args(p)  # evaluate through this mask instead of the run's own
+    add_mask_args(p, "the run's own mask")  # evaluate through this mask instead of the run's own
     p.set_defaults(func=_run)
 
 

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     from vfmbench.masking.wiring import add_mask_args
 
-    add_mask_args(p)  # evaluate through this mask instead of the run's own
+    add_mask_args(p, "the run's own mask")  # evaluate through this mask instead of the run's own
     p.set_defaults(func=_run)
 
 

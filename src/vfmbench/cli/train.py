@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     from vfmbench.masking.wiring import add_mask_args
 
-    add_mask_args(p)  # the dataset's episodes re-collected through the mask (once, beside it)
+    add_mask_args(p, "the dataset's own observations")  # the dataset's episodes re-collected through the mask (once, beside it)
     add_config_args(p, "train.steps=500", "docs/methods.md")
     p.set_defaults(func=_run)
 

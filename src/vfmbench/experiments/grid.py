@@ -178,7 +178,7 @@ class GridSpec:
                 raise ConfigError(f"exclude[{i}]: must map some of {', '.join(AXES)} to values, "
                                   f"got {pattern!r}")
         if self.eval.episodes < 1 or self.eval.envs < 1:
-            raise ConfigError(f"eval: eval.episodes and eval.envs must be at least 1")
+            raise ConfigError("eval: eval.episodes and eval.envs must be at least 1")
         fields = {"task", "method", "encoder", "seed", "mask"}
         try:
             self.run_names.format(task="t", method="m", encoder="e", seed=0, mask="")

@@ -92,8 +92,10 @@ def evaluate_masked(run_dir: str | Path, mask: str, reference: str | None, *, ep
     return result, shifts
 
 
-def add_mask_args(p: Any) -> None:
-    """``--mask`` and ``--mask-reference`` for a command's parser."""
-    p.add_argument("--mask", help="mask observations: none, oracle or a SAM-G segmenter (vfmbench segmenters list)")
+def add_mask_args(p: Any, default: str = "no mask") -> None:
+    """``--mask`` and ``--mask-reference`` for a command's parser; `default` says in words what
+    happens without ``--mask``."""
+    p.add_argument("--mask", help="mask observations: none, oracle or a SAM-G segmenter (vfmbench segmenters list); "
+                                  f"default: {default}")
     p.add_argument("--mask-reference", metavar="REF.json",
                    help="SAM-G reference (vfmbench mask reference); default: the task's ground truth at seed 0")

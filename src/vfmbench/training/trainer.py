@@ -444,15 +444,17 @@ def read_train_record(run_dir: str | Path) -> TrainRecord:
 
 def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> tuple[Agent, dict[str, Any]]:
     """Rebuild the agent of a run from its config and a checkpoint (the latest by default), on
-    `device` ("auto": the GPU when there is one), in eval mode; returns it and ``config.json``."""
+    `device` ("auto": the GPU when there is one), in eval mode; returns it and ``config.json``.
+    Raises `VfmbenchError` for a run without that checkpoint (naming the steps it has)."""
     run_dir = Path(run_dir)
     record = read_run_config(run_dir)
     spec = from_dict(RunSpec, record["spec"], source=str(run_dir / "config.json"))
     agent = build_agent(spec, TaskSpaces.from_description(record["task"], source=str(run_dir / "config.json")))
-    ckpts = list_checkpoints(run_dir)
-    if step is not None:
-        ckpts = [c for c in ckpts if int(c.name.split("_")[1]) == step]
+    every = list_checkpoints(run_dir)
+    ckpts = every if step is None else [c for c in every if int(c.name.split("_")[1]) == step]
     if not ckpts:
-        raise VfmbenchError(f"{run_dir} has no checkpoint{'' if step is None else f' for step {step}'}")
+        steps = ", ".join(c.name.split("_")[1].lstrip("0") for c in every)
+        raise VfmbenchError(f"{run_dir} has no checkpoint{'' if step is None else f' for step {step}'}"
+                            + (f"; its checkpoints are at steps {steps}" if every else ""))
     load_model_state(ckpts[-1], agent, set(agent.persistent_state_dict()))
     return agent.to(resolve_device(device)).eval(), record
