@@ -4,6 +4,7 @@ sweep grid (docs/sweeps.md), with its own config keys and output (results.json, 
 from __future__ import annotations
 
 import argparse
+import os
 
 from vfmbench.cli._common import add_config_args, config_dict, example, positive_int
 
@@ -20,9 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a smaller run: one seed, 40 episodes, 1000 steps (1200 for jointly trained encoders)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="inprocess",
-                   help="where its jobs run: this process, local worker processes or Ray (vfmbench sweep --help)")
-    p.add_argument("--workers", type=positive_int, help="pool / ray: how many jobs at once (default: as sweep)")
+    p.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="pool",
+                   help="where its jobs run: worker processes on this machine (pool), this process (inprocess: "
+                        "slower on several cores, but shows each job's progress bars) or Ray (vfmbench sweep --help)")
+    p.add_argument("--workers", type=positive_int,
+                   help="pool / ray: how many jobs at once, each with its share of the CPU cores (default: the "
+                        "number of CPU cores, at most 4)")
     p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
     add_config_args(p, "seeds=[0,1]", "docs/sweeps.md")
     p.set_defaults(func=_run)
@@ -41,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
     config = demo_config_from(data, source)
     if args.quick:
         config = quick_config(config)
-    with RunsIndex(args.index) as index, make_executor(args.executor, args.workers) as executor:
+    workers = args.workers or max(1, min(4, os.cpu_count() or 1))
+    with RunsIndex(args.index) as index, make_executor(args.executor, workers) as executor:
         doc = run_demo(config, args.out, progress=not args.no_progress, executor=executor, index=index)
     print()
     print(format_table(doc.summary))
