@@ -61,6 +61,8 @@ def run_one(args: argparse.Namespace, method: str, seed: int, steps: int, varian
     result = out / "result.json"
     if proc.returncode != 0 or not result.exists():
         row["error"] = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        if (out / "evals.json").exists():  # evaluations before it stopped
+            row["evals"] = json.loads((out / "evals.json").read_text())
         return row
     record = json.loads(result.read_text())
     evals = record.get("evals") or []

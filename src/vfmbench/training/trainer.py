@@ -331,6 +331,8 @@ class Trainer:
             result = evaluate_fn(agent, step)
             self.final_evaluation = result
             evals.append(EvalPoint(step, result.success_rate, result.mean_return))
+            # readable without the checkpoints (which may be too large to copy off a machine)
+            write_json_atomic(self.run_dir / "evals.json", [asdict(e) for e in evals])
             agent.train()
             checkpoint(step)  # again, with the evaluation and the random state after it
 
