@@ -9,7 +9,7 @@ Needs only Python's standard library (it runs before any set-up). The run is rec
 ``docs/figures/fresh_clone.json`` (commit, machine, command times, the demo's table and the test
 summary, as printed); README's figures live between ``<!-- fresh-clone:NAME -->`` and
 ``<!-- /fresh-clone:NAME -->`` markers, and only those blocks are rewritten. A command that fails
-stops the script with its exit status and leaves README untouched.
+stops the script with that command's exit status and leaves README untouched.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def run(cmd: list[str], cwd: Path, log: Path) -> tuple[float, str]:
             f.write(line)
             out.append(line)
     if proc.returncode:
-        sys.exit(f"{' '.join(cmd)} failed with exit status {proc.returncode}; README left as it was (log: {log})")
+        print(f"{' '.join(cmd)} failed with exit status {proc.returncode}; README left as it was (log: {log})",
+              file=sys.stderr)
+        sys.exit(proc.returncode)
     return time.time() - t0, "".join(out)
 
 

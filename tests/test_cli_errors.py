@@ -145,3 +145,19 @@ def test_config_keys_with_an_option_are_used_and_a_conflict_is_an_error(reach, t
     err = _error(["train", "--dataset", reach.root, "--encoder", "state", "--out", tmp_path / "r2",
                   "--set", "encoder=e2e_cnn"], capsys)
     assert "encoder is given twice" in err and not (tmp_path / "r2").exists(), err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--dataset", "DATA", "--encoder", "state", "--random-weights", "--out", "OUT"],
+    ["embed", "--encoder", "e2e_cnn", "--dataset", "DATA", "--random-weights"],
+    ["rl", "train", "--task", "dmc_cartpole_swingup", "--random-weights", "--out", "OUT"],
+])
+def test_random_weights_for_an_encoder_without_weights_is_refused(argv, tmp_path, capsys):
+    """--random-weights where there are no pretrained weights to replace is an error, not ignored."""
+    from toy_tasks import collect_point_reach
+
+    data = collect_point_reach(tmp_path / "data", 2)
+    argv = [str(data.root) if a == "DATA" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    assert app(argv) == 2
+    assert "has no pretrained weights to replace" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

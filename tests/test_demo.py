@@ -63,7 +63,23 @@ def test_default_encoder_options_go_with_their_encoder_a_users_do_not():
     from vfmbench.experiments.demo import demo_config_from
     from vfmbench.utils.errors import ConfigError
 
-    assert demo_config_from({"encoders": ["state"]}).encoder_options == {}
+    assert demo_config_from({"encoders": ["state"], "include_installed": False}).encoder_options == {}
     assert demo_config_from({}).encoder_options == {"imagenet_efficientnet_lite0": {"input_size": 84}}
     with pytest.raises(ConfigError, match="encoder_options names 'random_resnet18'"):
         demo_config_from({"encoders": ["state"], "encoder_options": {"random_resnet18": {"pooling": "avg"}}})
+
+
+def test_demo_options_follow_the_installed_encoders_and_bad_ones_stop_before_any_work(tmp_path, capsys):
+    """`encoders=[state]` with the installed EfficientNet keeps its 84x84 option; an option an
+    encoder does not take is refused before the output folder exists."""
+    from vfmbench.encoders import installed_encoders
+    from vfmbench.experiments.demo import demo_config_from
+
+    cfg = demo_config_from({"encoders": ["state"]})
+    expected = {"imagenet_efficientnet_lite0": {"input_size": 84}} if "imagenet_efficientnet_lite0" in \
+        installed_encoders() else {}
+    assert cfg.encoder_options == expected
+    out = tmp_path / "demo"
+    assert app(["demo", "--quick", "--out", str(out), "--set", "encoder_options.random_resnet18.pooling=max"]) == 2
+    assert "encoder 'random_resnet18' has no option 'pooling'" in capsys.readouterr().err
+    assert not out.exists()

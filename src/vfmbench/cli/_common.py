@@ -168,6 +168,24 @@ def with_options(data: dict[str, Any], source: str, **options: Any) -> dict[str,
     return data
 
 
+def check_random_weights(args: argparse.Namespace, encoder: str | None) -> None:
+    """`ConfigError` when ``--random-weights`` is given for an encoder that has no pretrained
+    weights to replace (trained end to end, random already, the state, or an RL agent's own conv
+    encoder), instead of ignoring it."""
+    if not getattr(args, "random_weights", False) or encoder is None:
+        return
+    from vfmbench.encoders import get_encoder_spec
+    from vfmbench.utils.errors import ConfigError, UnknownNameError
+
+    try:
+        weights = get_encoder_spec(encoder).weights
+    except UnknownNameError:
+        weights = None  # not a registry encoder (an RL agent's conv or state encoder)
+    if weights is None:
+        raise ConfigError(f"--random-weights: encoder {encoder!r} has no pretrained weights to replace; leave "
+                          "--random-weights out (it applies to pretrained entries, vfmbench encoders list)")
+
+
 # Hints the library writes for Python callers and config files, and how each command spells them.
 _WEIGHTS_HINT = re.compile(r"(\n *)?for random weights ask explicitly: create_encoder\('[^']*', pretrained=False\)")
 _DEVICE_HINT = re.compile(r"use train\.device=cpu or auto")

@@ -4,7 +4,6 @@ sweep grid (docs/sweeps.md), with its own config keys and output (results.json, 
 from __future__ import annotations
 
 import argparse
-import os
 
 from vfmbench.cli._common import add_config_args, config_dict, example, positive_int
 
@@ -45,13 +44,14 @@ def _run(args: argparse.Namespace) -> int:
     config = demo_config_from(data, source)
     if args.quick:
         config = quick_config(config)
-    workers = args.workers or max(1, min(4, os.cpu_count() or 1))
-    with RunsIndex(args.index) as index, make_executor(args.executor, workers) as executor:
+    with RunsIndex(args.index) as index, make_executor(args.executor, args.workers) as executor:
         doc = run_demo(config, args.out, progress=not args.no_progress, executor=executor, index=index)
     print()
     print(format_table(doc.summary))
     if doc.robustness_summary:
         print(f"\nunder shifts: success and, in brackets, the {DROP}")
         print(format_robustness(doc.robustness_summary))
+    if args.quick:
+        print("\n(--quick: one seed and smaller budgets; not comparable with the default demo's figures)")
     print(f"\nresults: {args.out}/results.json  report: {args.out}/report.md  ({doc.seconds:.0f} s)")
     return 0

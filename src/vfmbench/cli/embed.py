@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vfmbench.cli._common import example, positive_int, print_json
+from vfmbench.cli._common import check_random_weights, example, positive_int, print_json
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -71,6 +71,7 @@ def _embed(args: argparse.Namespace) -> int:
     from vfmbench.utils.errors import DatasetError
 
     device = resolve_device(args.device)  # a clear error for cuda on a CPU-only build
+    check_random_weights(args, args.encoder)
 
     dataset = open_dataset(_dataset_path(args.dataset))
     if not dataset.has(args.array):  # before loading any weights

@@ -71,7 +71,7 @@ def _train(args: argparse.Namespace) -> int:
 
     import dataclasses
 
-    from vfmbench.cli._common import config_dict, print_json, with_options
+    from vfmbench.cli._common import check_random_weights, config_dict, print_json, with_options
     from vfmbench.rl import RLJobSpec, RLRunSpec, default_frames, preset_overrides, run_rl_job
     from vfmbench.utils.config import from_dict
 
@@ -87,6 +87,7 @@ def _train(args: argparse.Namespace) -> int:
         data["mask_options"] = {**data.get("mask_options", {}), "reference": args.mask_reference}
     spec = from_dict(RLRunSpec, data, source)
     spec.validate()
+    check_random_weights(args, spec.encoder_name)
     record = run_rl_job(RLJobSpec(run=spec, out=args.out, shifts=args.shifts, episodes=spec.eval_episodes,
                                   envs=spec.eval_envs, device=spec.device,
                                   max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,

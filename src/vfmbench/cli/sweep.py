@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["inprocess", "pool", "ray"], default="inprocess",
                    help="where jobs run: this process, local worker processes, or Ray")
     p.add_argument("--workers", type=positive_int,
-                   help="pool: worker processes (default: 2); ray: CPUs of the local cluster (default: all cores)")
+                   help="pool: worker processes (default: one per CPU core, at most 4); ray: CPUs of the local "
+                        "cluster (default: all cores)")
     p.add_argument("--address", help="ray: join this cluster (auto, or ray://HOST:10001) instead of starting one")
     p.add_argument("--cpus-per-job", type=float, default=1.0, help="ray: CPUs each job requests")
     p.add_argument("--gpus-per-job", type=float, default=1.0,

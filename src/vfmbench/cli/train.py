@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train METHOD with ENCODER on a collected dataset into --out, then evaluate it on "
                                    "held-out seeds. Config keys: method_config.* (e.g. lr, batch_size, "
                                    "goal_conditioned; vfmbench methods show METHOD), train.* (steps, augment, "
-                                   "eval_every, eval_episodes, device, ...; docs/methods.md) and "
+                                   "eval_every, eval_episodes, device, precision, compile, ...; the table in "
+                                   "docs/methods.md#one-trainer) and "
                                    "encoder_options.* (docs/encoders.md). Rerunning the same command resumes.",
                        epilog=example("vfmbench train --dataset data/reach --encoder state --method bc "
                                       "--set train.steps=2000 --out runs/reach_state"))
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from vfmbench.cli._common import config_dict, print_json, with_options
+    from vfmbench.cli._common import check_random_weights, config_dict, print_json, with_options
     from vfmbench.data.collection import open_dataset
     from vfmbench.experiments.job import EvalSpec, JobSpec, run_job
     from vfmbench.training import RunSpec
@@ -57,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         from vfmbench.policies.presets import apply_preset
 
         data = apply_preset(args.preset, data, ds.n_frames)
+    check_random_weights(args, data.get("encoder"))
     with_options(data, source, pretrained=False if args.random_weights else None)
     spec = from_dict(RunSpec, data, source)
     eval_spec = EvalSpec(episodes=0 if args.no_eval else spec.train.eval_episodes, envs=spec.train.eval_envs)

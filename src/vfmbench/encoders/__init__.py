@@ -6,9 +6,11 @@ from vfmbench.encoders import efficientnet as _efficientnet  # noqa: F401  (Effi
 from vfmbench.encoders._registry import (
     ENCODERS,
     EncoderSpec,
+    check_encoder_options,
     create_encoder,
     encoder_label,
     get_encoder_spec,
+    installed_encoders,
     list_encoders,
     register_encoder,
 )
@@ -21,9 +23,11 @@ __all__ = [
     "EncoderSpec",
     "Preprocessing",
     "WeightsSpec",
+    "check_encoder_options",
     "create_encoder",
     "encoder_label",
     "get_encoder_spec",
+    "installed_encoders",
     "list_encoders",
     "register_encoder",
 ]

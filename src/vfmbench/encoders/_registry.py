@@ -124,6 +124,22 @@ def encoder_options(name: str) -> tuple[str, ...] | None:
     return None if options is None else tuple(sorted(options))
 
 
+def installed_encoders() -> list[str]:
+    """The registry's pretrained entries whose weights are installed, in registry order."""
+    return [n for n in list_encoders() if (s := get_encoder_spec(n)).weights is not None
+            and s.weights_status() == "installed"]
+
+
+def check_encoder_options(name: str, options: dict[str, Any], where: str = "encoder_options") -> None:
+    """`ConfigError` naming `where` when `options` has a key encoder `name` does not take (checked
+    before any work; values are checked when the encoder is built)."""
+    accepted = encoder_options(name)
+    unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise ConfigError(f"{where}: encoder {name!r} has no option {', '.join(map(repr, unknown))}; its "
+                          f"options: {', '.join(accepted or ()) or 'none'} (docs/encoders.md)")
+
+
 def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | None = None, **kwargs: Any) -> Encoder:
     """Build encoder `name`.
 

@@ -90,11 +90,16 @@ class DemoConfig:
             if spec.weights is not None and spec.weights_status() != "installed":
                 raise ConfigError(f"encoder {name!r} needs its pretrained weights ({spec.weights_status()}): "
                                   f"{spec.weights.fetch_command}, or leave it out with --set encoders=[...]")
+        from vfmbench.encoders import check_encoder_options, installed_encoders
+
+        in_grid = self.encoders + [n for n in installed_encoders() if self.include_installed and n not in self.encoders]
         for name in list(self.encoder_options):
-            if name not in self.encoders and self.encoder_options[name] == DEFAULT_ENCODER_OPTIONS.get(name):
+            if name not in in_grid and self.encoder_options[name] == DEFAULT_ENCODER_OPTIONS.get(name):
                 del self.encoder_options[name]  # the default options of an encoder the user left out
-            elif name not in self.encoders:
+            elif name not in in_grid:
                 raise ConfigError(f"encoder_options names {name!r}, which is not in encoders")
+            else:
+                check_encoder_options(name, self.encoder_options[name], f"encoder_options.{name}")
         from vfmbench.policies import method_config
 
         method_config(self.method, self.method_config, source="demo config method_config")

@@ -221,13 +221,19 @@ class RayExecutor(Executor):
             self._ray.shutdown()
 
 
+def default_pool_workers() -> int:
+    """The pool's default size: one worker per CPU core, at most 4 (each job gets its share of the
+    cores as torch threads)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def make_executor(name: str, workers: int | None = None, address: str | None = None, gpus_per_job: float = 1.0,
                   cpus_per_job: float = 1.0) -> Executor:
     """An executor by name (`EXECUTORS`); `ConfigError` for unknown names."""
     if name == "inprocess":
         return InProcessExecutor()
     if name == "pool":
-        return PoolExecutor(workers or 2)
+        return PoolExecutor(workers or default_pool_workers())
     if name == "ray":
         return RayExecutor(address=address, workers=workers, cpus=cpus_per_job, gpus=gpus_per_job)
     raise ConfigError(f"unknown executor {name!r}; executors: {', '.join(EXECUTORS)}")

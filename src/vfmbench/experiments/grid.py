@@ -166,9 +166,13 @@ class GridSpec:
                                       "valid: drqv2, pieg")
             check("axes.encoders", [e for e in a.encoders if e not in (RL_DEFAULT_ENCODER, "conv", "state")],
                   get_encoder_spec)
-        for name in self.encoder_options:
-            if name not in a.encoders:
+        from vfmbench.encoders import check_encoder_options
+
+        grid_encoders = self.encoders()
+        for name, options in self.encoder_options.items():
+            if name not in grid_encoders:
                 raise ConfigError(f"encoder_options.{name}: {name!r} is not in axes.encoders")
+            check_encoder_options(name, options, f"encoder_options.{name}")
         for name in self.method_config:
             if name not in a.methods:
                 raise ConfigError(f"method_config.{name}: {name!r} is not in axes.methods")
@@ -198,12 +202,9 @@ class GridSpec:
         """The encoder axis, with installed foundation encoders when `include_installed`."""
         names = list(self.axes.encoders)
         if self.include_installed and self.kind == "offline":
-            from vfmbench.encoders import get_encoder_spec, list_encoders
+            from vfmbench.encoders import installed_encoders
 
-            for name in list_encoders():
-                spec = get_encoder_spec(name)
-                if spec.weights is not None and spec.weights_status() == "installed" and name not in names:
-                    names.append(name)
+            names += [n for n in installed_encoders() if n not in names]
         return names
 
 

@@ -91,15 +91,22 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.startswith("step_") and (p / "state.json").exists())
 
 
+def _what_to_do(ckpt: Path) -> str:
+    """Advice for a damaged checkpoint `ckpt`: resume from an earlier one where the run has one,
+    else train the run again (its folder removed: nothing in it can be resumed)."""
+    earlier = [c for c in list_checkpoints(ckpt.parent.parent) if c.name < ckpt.name]
+    if earlier:
+        return f"delete {ckpt} to resume from {earlier[-1].name}"
+    return f"it is the run's only checkpoint: delete the run folder {ckpt.parent.parent} and train again"
+
+
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not path.exists():
-        raise VfmbenchError(f"{path} is missing; the checkpoint is incomplete (delete its folder to resume "
-                            f"from the one before)")
+        raise VfmbenchError(f"{path} is missing; the checkpoint is incomplete ({_what_to_do(path.parent)})")
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error type for truncated or garbled files
-        raise VfmbenchError(f"{path} is damaged ({exc}); delete the checkpoint folder to resume from the one "
-                            f"before, or train again") from None
+        raise VfmbenchError(f"{path} is damaged ({exc}); {_what_to_do(path.parent)}") from None
 
 
 def load_model_state(ckpt: Path, module: torch.nn.Module, expected: set[str]) -> None:
@@ -125,8 +132,7 @@ def load_training_state(ckpt: Path, optimizers: list[torch.optim.Optimizer]) -> 
     try:
         state = read_json(ckpt / "state.json")
     except (OSError, ValueError) as exc:
-        raise VfmbenchError(f"{ckpt / 'state.json'} is unreadable ({exc}); delete the checkpoint folder to resume "
-                            "from the one before") from None
+        raise VfmbenchError(f"{ckpt / 'state.json'} is unreadable ({exc}); {_what_to_do(ckpt)}") from None
     tensors = _read_tensors(ckpt / "optim.safetensors")
     torch.set_rng_state(tensors.pop("rng.torch"))
     _restore_optimizers(optimizers, tensors, state["optimizers"])
