@@ -44,13 +44,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {model}, {mem_kb / 2**20:.0f} GiB, {gpu}"
 
 
-def run(cmd: list[str], cwd: Path, log: Path) -> tuple[float, str]:
-    """Run `cmd` in `cwd`, streaming its output to the terminal and `log`; (seconds, output)."""
+def run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Run `cmd` in `cwd` with `env`, streaming its output to the terminal and `log`; (seconds, output)."""
     print(f"$ {' '.join(cmd)}   (in a fresh clone; log: {log})", flush=True)
     t0 = time.time()
     out: list[str] = []
     with log.open("w") as f, subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                              text=True, bufsize=1) as proc:
+                                              text=True, bufsize=1, env=env) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
@@ -77,8 +77,10 @@ def record_run(keep: Path | None) -> dict:
     where = Path(tempfile.mkdtemp(prefix="vfmbench-fresh-")) if keep is None else keep
     clone = where / "vfmbench"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    demo_s, demo_out = run(["bash", "scripts/demo.sh"], clone, where / "demo.log")
-    test_s, test_out = run(["bash", "scripts/test.sh"], clone, where / "test.log")
+    # a new user's empty vfmbench home: no embedding cache, runs index or weights from earlier runs
+    env = {**os.environ, "VFMBENCH_HOME": str(where / "home")}
+    demo_s, demo_out = run(["bash", "scripts/demo.sh"], clone, where / "demo.log", env)
+    test_s, test_out = run(["bash", "scripts/test.sh"], clone, where / "test.log", env)
     results = json.loads((clone / "vfmbench-demo" / "results.json").read_text())
     summary = [line for line in test_out.splitlines() if re.search(r"\d+ passed", line)][-1].strip("= ")
     return {
