@@ -83,3 +83,11 @@ def test_demo_options_follow_the_installed_encoders_and_bad_ones_stop_before_any
     assert app(["demo", "--quick", "--out", str(out), "--set", "encoder_options.random_resnet18.pooling=max"]) == 2
     assert "encoder 'random_resnet18' has no option 'pooling'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_quick_demo_runs_are_kept_apart_in_the_index():
+    from vfmbench.experiments.demo import demo_config_from, quick_config
+
+    assert demo_config_from({}).name == "demo"
+    assert quick_config(demo_config_from({})).name == "demo_quick"
+    assert quick_config(demo_config_from({"name": "mine"})).name == "mine"

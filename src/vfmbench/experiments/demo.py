@@ -49,6 +49,7 @@ DEFAULT_ENCODER_OPTIONS: dict[str, dict[str, Any]] = {"imagenet_efficientnet_lit
 class DemoConfig:
     """The demo's grid. Defaults are the embedded default run (about 10 minutes on 2 CPU cores)."""
 
+    name: str = "demo"  # the sweep's name in the runs index (vfmbench report --runs sweep=NAME)
     task: str = "fetch_reach"
     encoders: list[str] = field(default_factory=lambda: ["state", "e2e_cnn", "random_resnet18",
                                                          "imagenet_efficientnet_lite0"])
@@ -119,6 +120,8 @@ class DemoConfig:
 def quick_config(config: DemoConfig) -> DemoConfig:
     """A smaller version of `config` (one seed, fewer episodes and steps; about 3 minutes on 2 CPU cores)."""
     q = copy.deepcopy(config)
+    if q.name == "demo":
+        q.name = "demo_quick"  # kept apart from the default demo's runs in the index
     q.seeds = q.seeds[:1]
     q.episodes = min(q.episodes, 40)
     q.eval_episodes = min(q.eval_episodes, 10)
@@ -161,7 +164,7 @@ def demo_grid(config: DemoConfig) -> GridSpec:
     train = copy.deepcopy(config.train)
     train.eval_episodes = config.eval_episodes
     return GridSpec(
-        name="demo",
+        name=config.name,
         description="vfmbench demo",
         axes=GridAxes(tasks=[config.task], encoders=list(config.encoders), methods=[config.method],
                       masks=list(config.masks), shifts=list(config.shifts), seeds=list(config.seeds)),
