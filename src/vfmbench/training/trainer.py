@@ -71,7 +71,6 @@ class TrainConfig:
     precision: str = "float32"  # "bfloat16": the training steps' forward passes under bf16 autocast
     compile: bool = False  # torch.compile the policy's trained networks (and a trained encoder) first
 
-
     def __post_init__(self) -> None:
         self.validate()  # also when built in Python, not only from a config file
 
@@ -106,8 +105,9 @@ def compile_trained_networks(agent: Agent) -> None:
     """``torch.compile`` in place (`nn.Module.compile`, so state-dict keys and checkpoints are
     unchanged) every sub-network of the policy that has trainable parameters, and the encoder
     when it trains jointly; frozen copies such as target networks and EMA averages stay eager.
-    Worth it on a GPU, where small networks are bound by kernel launches (benchmarks/learners.py
-    --speed measures it); the first steps then take a minute of compiling."""
+    Meant for GPUs, where small networks are bound by kernel launches (`benchmarks/learners.py
+    --variant compiled:train.compile=true` measures it); the first steps then take a minute of
+    compiling."""
     for module in agent.policy.children():
         if any(p.requires_grad for p in module.parameters()):
             module.compile()
