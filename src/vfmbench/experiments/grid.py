@@ -479,9 +479,9 @@ def _demo_preset(quick: bool) -> Callable[[], dict[str, Any]]:
 
 
 GRID_PRESETS.register(GridPreset("demo", "the default demo: fetch_reach, BC, state / e2e_cnn / random_resnet18 / "
-                                 "EfficientNet-Lite0, 3 seeds (CPU, about 0.5 h on 2 cores)", _demo_preset(False)))
+                                 "EfficientNet-Lite0, 3 seeds (CPU, about 13 min on 2 cores with 2 workers)", _demo_preset(False)))
 GRID_PRESETS.register(GridPreset("demo_quick", "vfmbench demo --quick: the demo with 1 seed and smaller budgets "
-                                 "(CPU, about 0.1 h on 2 cores)", _demo_preset(True)))
+                                 "(CPU, about 3 min on 2 cores)", _demo_preset(True)))
 
 _P000_ENCODERS = ["e2e_resnet18", "sam_vit_b", "dinov2_vitb14_reg", "clip_vitb16", "mae_vitb16", "mvp_vitb16",
                   "r3m_resnet50"]
