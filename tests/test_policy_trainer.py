@@ -164,6 +164,7 @@ def test_bf16_autocast_training_still_reaches_the_targets(reach_data, tmp_path):
     envs = [PointReach() for _ in range(10)]
     result = Trainer(spec, reach_data, tmp_path / "bf16", progress=False).run(any_step_success(envs))
     assert result.final_success >= 0.8, result.final_success
+    assert (result.precision, result.compiled) == ("bfloat16", False)
     evals = json.loads((tmp_path / "bf16" / "evals.json").read_text())  # beside the checkpoints
     assert [(e["step"], e["success_rate"]) for e in evals] == [(e.step, e.success_rate) for e in result.evals]
     with pytest.raises(ConfigError, match="train.precision"):

@@ -169,6 +169,8 @@ class TrainRecord:
     train_seconds: float
     prepare_seconds: float
     device: str
+    precision: str = "float32"  # train.precision
+    compiled: bool = False  # train.compile
 
     @property
     def final_success(self) -> float | None:
@@ -385,6 +387,8 @@ class Trainer:
             train_seconds=round(seconds_before + time.time() - t0, 2),
             prepare_seconds=round(prep_seconds, 2),
             device=str(self.device),
+            precision=cfg.precision,
+            compiled=cfg.compile,
         )
         write_json_atomic(result_path, asdict(record))
         return record
