@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where its jobs run: worker processes on this machine (pool), this process (inprocess: "
                         "slower on several cores, but shows each job's progress bars) or Ray (vfmbench sweep --help)")
     p.add_argument("--workers", type=positive_int,
-                   help="pool / ray: how many jobs at once, each with its share of the CPU cores (default: the "
-                        "number of CPU cores, at most 4)")
+                   help="pool: how many jobs at once, each with its share of the CPU cores (default: one per "
+                        "CPU core, at most 4); ray: CPUs of the local cluster (default: all cores)")
     p.add_argument("--index", metavar="SQLITE", help="the runs index (default: $VFMBENCH_HOME/runs.sqlite)")
     add_config_args(p, "seeds=[0,1]", "docs/sweeps.md")
     p.set_defaults(func=_run)
