@@ -81,7 +81,7 @@ def test_demo_options_follow_the_installed_encoders_and_bad_ones_stop_before_any
     assert cfg.encoder_options == expected
     out = tmp_path / "demo"
     assert app(["demo", "--quick", "--out", str(out), "--set", "encoder_options.random_resnet18.pooling=max"]) == 2
-    assert "encoder 'random_resnet18' has no option 'pooling'" in capsys.readouterr().err
+    assert "encoder 'random_resnet18': bad encoder_options: no option 'pooling'; its options:" in capsys.readouterr().err
     assert not out.exists()
 
 

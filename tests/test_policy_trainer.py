@@ -201,5 +201,5 @@ def test_load_agent_names_the_steps_a_run_has(reach_data, tmp_path):
     spec = RunSpec(task="point_reach", encoder="state", method="bc", method_config=TINY["bc"],
                    train=TrainConfig(steps=20, checkpoint_every=10, log_every=10))
     Trainer(spec, reach_data, tmp_path / "run", progress=False).run()
-    with pytest.raises(VfmbenchError, match="checkpoints are at steps 20$"):
+    with pytest.raises(VfmbenchError, match=r"no checkpoint for step 15; its checkpoints are at steps 20 \(leave step out for the latest, 20\)"):
         load_agent(tmp_path / "run", step=15)

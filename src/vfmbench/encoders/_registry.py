@@ -130,13 +130,15 @@ def installed_encoders() -> list[str]:
             and s.weights_status() == "installed"]
 
 
-def check_encoder_options(name: str, options: dict[str, Any], where: str = "encoder_options") -> None:
-    """`ConfigError` naming `where` when `options` has a key encoder `name` does not take (checked
-    before any work; values are checked when the encoder is built)."""
+def check_encoder_options(name: str, options: dict[str, Any]) -> None:
+    """`ConfigError` when `options` has a key encoder `name` does not take (`create_encoder` checks
+    this; configs call it before any work). Values are checked when the encoder is built."""
+    if not options:
+        return
     accepted = encoder_options(name)
     unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
     if unknown:
-        raise ConfigError(f"{where}: encoder {name!r} has no option {', '.join(map(repr, unknown))}; its "
+        raise ConfigError(f"encoder {name!r}: bad encoder_options: no option {', '.join(map(repr, unknown))}; its "
                           f"options: {', '.join(accepted or ()) or 'none'} (docs/encoders.md)")
 
 
@@ -151,11 +153,7 @@ def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | N
     one it does not take is a ConfigError naming it and the options it takes.
     """
     spec = get_encoder_spec(name)
-    accepted = encoder_options(name) if kwargs else None
-    unknown = sorted(set(kwargs) - set(accepted)) if accepted is not None else []
-    if unknown:
-        raise ConfigError(f"encoder {name!r}: bad encoder_options: no option {', '.join(map(repr, unknown))}; its "
-                          f"options: {', '.join(accepted) or 'none'} (docs/encoders.md)")
+    check_encoder_options(name, kwargs)
     if pretrained is None:
         pretrained = spec.weights is not None
     if pretrained and spec.weights is None:

@@ -100,7 +100,7 @@ class DemoConfig:
             elif name not in in_grid:
                 raise ConfigError(f"encoder_options names {name!r}, which is not in encoders")
             else:
-                check_encoder_options(name, self.encoder_options[name], f"encoder_options.{name}")
+                check_encoder_options(name, self.encoder_options[name])
         from vfmbench.policies import method_config
 
         method_config(self.method, self.method_config, source="demo config method_config")

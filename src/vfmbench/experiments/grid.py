@@ -172,7 +172,7 @@ class GridSpec:
         for name, options in self.encoder_options.items():
             if name not in grid_encoders:
                 raise ConfigError(f"encoder_options.{name}: {name!r} is not in axes.encoders")
-            check_encoder_options(name, options, f"encoder_options.{name}")
+            check_encoder_options(name, options)
         for name in self.method_config:
             if name not in a.methods:
                 raise ConfigError(f"method_config.{name}: {name!r} is not in axes.methods")

@@ -456,11 +456,13 @@ def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu"
     record = read_run_config(run_dir)
     spec = from_dict(RunSpec, record["spec"], source=str(run_dir / "config.json"))
     agent = build_agent(spec, TaskSpaces.from_description(record["task"], source=str(run_dir / "config.json")))
-    every = list_checkpoints(run_dir)
-    ckpts = every if step is None else [c for c in every if int(c.name.split("_")[1]) == step]
+    from vfmbench.training.frozen_run import check_step
+
+    check_step(run_dir, step)  # names the steps the run has
+    ckpts = list_checkpoints(run_dir)
+    if step is not None:
+        ckpts = [c for c in ckpts if int(c.name.split("_")[1]) == step]
     if not ckpts:
-        steps = ", ".join(c.name.split("_")[1].lstrip("0") for c in every)
-        raise VfmbenchError(f"{run_dir} has no checkpoint{'' if step is None else f' for step {step}'}"
-                            + (f"; its checkpoints are at steps {steps}" if every else ""))
+        raise VfmbenchError(f"{run_dir} has no checkpoint")
     load_model_state(ckpts[-1], agent, set(agent.persistent_state_dict()))
     return agent.to(resolve_device(device)).eval(), record
