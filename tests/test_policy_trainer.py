@@ -169,6 +169,22 @@ def test_bf16_autocast_training_still_reaches_the_targets(reach_data, tmp_path):
     assert [(e["step"], e["success_rate"]) for e in evals] == [(e.step, e.success_rate) for e in result.evals]
     with pytest.raises(ConfigError, match="train.precision"):
         TrainConfig(precision="float16")
+    with pytest.raises(ConfigError, match="train.compile_mode must be one of default, reduce-overhead"):
+        TrainConfig(compile=True, compile_mode="fast")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["bc", "dp_conv"])
+def test_cuda_graphed_training_still_reaches_the_targets(reach_data, tmp_path, method):
+    """`train.compile_mode: reduce-overhead` (CUDA graphs of the forward and backward passes, the
+    metrics read back only when logged) learns as the eager run does."""
+    spec = RunSpec(task="point_reach", encoder="state", method=method, method_config=TINY[method],
+                   train=TrainConfig(steps=STEPS[method], log_every=100, device="cuda", compile=True,
+                                     compile_mode="reduce-overhead"))
+    envs = [PointReach() for _ in range(10)]
+    result = Trainer(spec, reach_data, tmp_path / method, progress=False).run(any_step_success(envs))
+    assert result.final_success >= BOUND.get(method, 0.8), result.final_success
+    assert result.compiled
 
 
 def test_compile_covers_trained_networks_only_and_keeps_checkpoint_keys(reach_data):
@@ -189,7 +205,7 @@ def test_runs_recorded_before_a_train_key_existed_still_resume(reach_data, tmp_p
     run = tmp_path / "old"
     Trainer(spec, reach_data, run, progress=False).run()
     config = json.loads((run / "config.json").read_text())
-    for key in ("precision", "compile"):
+    for key in ("precision", "compile", "compile_mode"):
         del config["spec"]["train"][key]
     (run / "config.json").write_text(json.dumps(config))
     assert Trainer(spec, reach_data, run, progress=False).run().steps == 20

@@ -31,6 +31,9 @@ from vfmbench.utils.errors import ConfigError
 
 Batch = dict[str, torch.Tensor]
 Generators = list[torch.Generator] | torch.Generator | None  # noise sources of a sampling `act`
+# scalar training metrics: detached 0-dim tensors (read back only when logged, so that a step
+# does not wait for the GPU) or floats
+Metrics = dict[str, torch.Tensor | float]
 
 
 @dataclass
@@ -78,8 +81,9 @@ class Policy(nn.Module):
         self.dims = dims
 
     @abstractmethod
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Training loss on a batch and scalar metrics to log."""
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
+        """Training loss on a batch and scalar metrics to log (`Metrics`: no ``.item()``, which waits
+        for the GPU at every step)."""
 
     @abstractmethod
     def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
@@ -102,7 +106,7 @@ class Policy(nn.Module):
         params = [*self.parameters(), *encoder_params]
         return [torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay, fused=on_cuda(params))]
 
-    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
+    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> Metrics:
         """One gradient step; methods with several losses or target networks override this.
 
         ``batch["features"]`` may carry gradients into a jointly trained encoder.

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vfmbench.policies.base import Batch, Generators, MethodConfig, MethodSpec, Policy, PolicyDims, mlp, register_method
+from vfmbench.policies.base import Batch, Metrics, Generators, MethodConfig, MethodSpec, Policy, PolicyDims, mlp, register_method
 
 
 @dataclass
@@ -66,9 +66,9 @@ class BCPolicy(Policy):
         h = self.trunk(batch["features"][:, -1], _last(batch.get("proprio")), batch.get("goal"))
         return self.out(h)
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         loss = F.mse_loss(self(batch), batch["actions"][:, 0])
-        return loss, {"mse": loss.item()}
+        return loss, {"mse": loss.detach()}
 
     def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         return self(batch).unsqueeze(1)

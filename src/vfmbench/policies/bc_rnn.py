@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vfmbench.policies.base import (
+    Metrics,
     Batch,
     Generators,
     MethodConfig,
@@ -82,10 +83,10 @@ class BCRNNPolicy(Policy):
         y, hidden = self.rnn(self.step_inputs(batch), hidden)
         return torch.tanh(self.out(y)), hidden
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         pred, _ = self(batch)
         loss = F.mse_loss(pred, batch["actions"])
-        return loss, {"mse": loss.item()}
+        return loss, {"mse": loss.detach()}
 
     def reset(self, batch_size: int) -> None:
         self._hidden, self._steps = None, 0

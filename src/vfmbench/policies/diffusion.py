@@ -27,6 +27,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from vfmbench.policies.base import (
+    Metrics,
     Generators,
     Batch,
     MethodConfig,
@@ -379,13 +380,13 @@ class DiffusionPolicy(Policy):
     def condition(self, batch: Batch) -> torch.Tensor:
         """The network's observation condition from a batch's observation window."""
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         x0 = self.normalize_actions(batch["actions"])
         noise = torch.randn_like(x0)
         k = torch.randint(0, self.schedule.steps, (x0.shape[0],), device=x0.device)
         pred = self.net(self.schedule.add_noise(x0, noise, k), k, self.condition(batch))
         loss = F.mse_loss(pred, noise)
-        return loss, {"noise_mse": loss.item()}
+        return loss, {"noise_mse": loss.detach()}
 
     def fit_actions(self, actions: torch.Tensor) -> None:
         """Min-max statistics of the training actions ``[N, A]`` (see `normalize_actions`)."""
@@ -421,7 +422,7 @@ class DiffusionPolicy(Policy):
         params = [q for g in groups for q in g["params"]]
         return [torch.optim.AdamW(groups, lr=self.config.lr, betas=tuple(self.config.betas), fused=on_cuda(params))]
 
-    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
+    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> Metrics:
         """The learning rate of this step (`lr_scale`), one step, then the EMA follows (its decay
         counts its own updates)."""
         scale = lr_scale(step, self.config.warmup_steps, getattr(self, "total_steps", step + 1))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from vfmbench.policies.base import Batch, Generators, MethodSpec, Policy, PolicyDims, last_step, register_method
+from vfmbench.policies.base import Batch, Metrics, Generators, MethodSpec, Policy, PolicyDims, last_step, register_method
 from vfmbench.policies.bc import BCConfig, BCTrunk
 
 _LOG_2PI = math.log(2 * math.pi)
@@ -76,14 +76,14 @@ class GaussianBCPolicy(Policy):
         mean, log_std = self.out(h).chunk(2, dim=-1)
         return mean, log_std.clamp(self.config.min_log_std, self.config.max_log_std)
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         mean, log_std = self.distribution(batch)
         target = batch["actions"][:, 0]
         weight = (2 * self.config.beta_nll * log_std).exp().detach()  # sigma^(2 beta); 1 for beta = 0
         nll = -gaussian_log_prob(mean, log_std, target, weight=weight).mean()
         with torch.no_grad():
             mse = (mean - target).pow(2).mean()
-        return nll, {"nll": nll.item(), "mse": mse.item(), "std": log_std.exp().mean().item()}
+        return nll, {"nll": nll.detach(), "mse": mse, "std": log_std.detach().exp().mean()}
 
     def act(self, batch: Batch, generator: Generators = None) -> torch.Tensor:
         mean, _ = self.distribution(batch)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from vfmbench.policies.base import (
+    Metrics,
     Generators,
     Batch,
     MethodConfig,
@@ -171,7 +172,7 @@ class InverseIQLPolicy(Policy):
         obs = observation_vector(batch, slice(0, 1))
         return obs, obs.detach(), observation_vector(batch, slice(1, 2), detach=True)
 
-    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         """Sum of the value, critic and actor losses.
 
         The three depend on disjoint parameters (value network; critics; actor and a jointly
@@ -187,8 +188,8 @@ class InverseIQLPolicy(Policy):
         q_loss, reward = self.critic_loss(obs_d, action, next_obs)
         advantage = (target_q - v).detach()
         pi_loss = self.actor_loss(obs, action, advantage)
-        metrics = {"value_loss": v_loss.item(), "critic_loss": q_loss.item(), "actor_loss": pi_loss.item(),
-                   "implicit_reward": reward.mean().item(), "advantage": advantage.mean().item()}
+        metrics = {"value_loss": v_loss.detach(), "critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(),
+                   "implicit_reward": reward.detach().mean(), "advantage": advantage.mean()}
         return v_loss + q_loss + pi_loss, metrics
 
     def configure_optimizers(self, encoder_params: list[nn.Parameter], total_steps: int) -> list[torch.optim.Optimizer]:
@@ -200,7 +201,7 @@ class InverseIQLPolicy(Policy):
             torch.optim.Adam(self.value.parameters(), lr=c.value_lr, weight_decay=c.weight_decay),
         ]
 
-    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> dict[str, float]:
+    def update(self, batch: Batch, optimizers: list[torch.optim.Optimizer], step: int) -> Metrics:
         """One step of each optimiser, then the target critics follow (Polyak)."""
         metrics = super().update(batch, optimizers, step)
         polyak_update(self.target_critic, self.critic, self.config.target_update_rate)

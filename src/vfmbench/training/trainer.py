@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the trainer only reads the results its evaluation callback 
 
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 @dataclass
@@ -70,6 +71,7 @@ class TrainConfig:
     embed_batch_size: int = 64
     precision: str = "float32"  # "bfloat16": the training steps' forward passes under bf16 autocast
     compile: bool = False  # torch.compile the policy's trained networks (and a trained encoder) first
+    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" adds CUDA graphs
 
     def __post_init__(self) -> None:
         self.validate()  # also when built in Python, not only from a config file
@@ -83,6 +85,8 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name} must be 0 or more, got {getattr(self, name)}")
         resolve_device(self.device, available=False)  # a clear error for names that are no device
+        if self.compile_mode not in COMPILE_MODES:
+            raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -101,18 +105,19 @@ class RunSpec:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def compile_trained_networks(agent: Agent) -> None:
+def compile_trained_networks(agent: Agent, mode: str = "default") -> None:
     """``torch.compile`` in place (`nn.Module.compile`, so state-dict keys and checkpoints are
     unchanged) every sub-network of the policy that has trainable parameters, and the encoder
     when it trains jointly; frozen copies such as target networks and EMA averages stay eager.
     Meant for GPUs, where small networks are bound by kernel launches (`benchmarks/learners.py
     --variant compiled:train.compile=true` measures it); the first steps then take a minute of
-    compiling."""
+    compiling. `mode` is torch.compile's (`COMPILE_MODES`): ``reduce-overhead`` also records the
+    networks' forward and backward passes as CUDA graphs, one launch each instead of hundreds."""
     for module in agent.policy.children():
         if any(p.requires_grad for p in module.parameters()):
-            module.compile()
+            module.compile(mode=mode)
     if agent.encoder.trainable:
-        agent.encoder.compile()
+        agent.encoder.compile(mode=mode)
 
 
 def resolve_device(name: str, available: bool = True) -> torch.device:
@@ -298,12 +303,13 @@ class Trainer:
         batch_size = policy.config.batch_size
         enc_params = list(agent.encoder.parameters()) if agent.encoder.trainable else []
         if cfg.compile:
-            compile_trained_networks(agent)
+            compile_trained_networks(agent, cfg.compile_mode)
+        graphed = cfg.compile and cfg.compile_mode in ("reduce-overhead", "max-autotune")
         autocast_dtype = PRECISIONS[cfg.precision]
         optimizers = policy.configure_optimizers(enc_params, cfg.steps)
         start_step, evals, seconds_before = 0, [], 0.0
         rng = np.random.default_rng([spec.seed, 0])
-        running: dict[str, float] = {}
+        running: dict[str, torch.Tensor | float] = {}  # metric sums since the last log
         ckpts = list_checkpoints(self.run_dir)
         if ckpts:
             load_model_state(ckpts[-1], agent, set(agent.persistent_state_dict()))
@@ -320,7 +326,8 @@ class Trainer:
 
         def checkpoint(step: int) -> None:
             save_checkpoint(self.run_dir, step, agent.persistent_state_dict(), optimizers, {
-                "evals": [asdict(e) for e in evals], "sampler": rng.bit_generator.state, "running": running,
+                "evals": [asdict(e) for e in evals], "sampler": rng.bit_generator.state,
+                "running": {k: float(v) for k, v in running.items()},
                 "train_seconds": seconds_before + time.time() - t0})
             self._prune(evals)  # keep the latest and the best evaluated ones
 
@@ -343,28 +350,34 @@ class Trainer:
             if start_step and is_eval_step(start_step) and not any(e.step == start_step for e in evals):
                 evaluate_at(start_step)  # interrupted during this evaluation: its checkpoint is there, redo it
             for step in range(start_step + 1, cfg.steps + 1):
+                if graphed:  # CUDA graph trees: a new training iteration (the last one's outputs may be reused)
+                    torch.compiler.cudagraph_mark_step_begin()
                 with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype != torch.float32):
                     batch = self._batch(agent, data, rng, batch_size)
                     metrics = policy.update(batch, optimizers, step)
-                bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-                if bad:
-                    last = list_checkpoints(self.run_dir)
-                    raise TrainingDivergedError(
-                        f"training diverged at step {step}: {', '.join(f'{k} = {v}' for k, v in bad.items())}. "
-                        f"The run folder keeps {'the checkpoint of step ' + last[-1].name.split('_')[1].lstrip('0') if last else 'no checkpoint'}"
-                        f"; lower method_config.lr (now {policy.config.lr}) and train into a new folder")
                 for k, v in metrics.items():
-                    running[k] = running.get(k, 0.0) + v
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
-                    record = {"step": step, **{k: v / n for k, v in running.items()},
-                              "time": seconds_before + time.time() - t0}
+                    running[k] = running.get(k, 0.0) + v  # on the device: no wait for the GPU here
+                do_eval = is_eval_step(step)
+                do_log = step % cfg.log_every == 0 or step == cfg.steps
+                if do_log or do_eval or step % cfg.checkpoint_every == 0:
+                    # read back (and check) before anything is written, so no checkpoint holds a diverged net
+                    n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every  # since the last log
+                    means = {k: float(v) / n for k, v in running.items()}
+                    bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+                    if bad:
+                        last = list_checkpoints(self.run_dir)
+                        raise TrainingDivergedError(
+                            f"training diverged at or before step {step} (the mean over the last {n} steps): "
+                            f"{', '.join(f'{k} = {v}' for k, v in bad.items())}. The run folder keeps "
+                            f"{'the checkpoint of step ' + last[-1].name.split('_')[1].lstrip('0') if last else 'no checkpoint'}"
+                            f"; lower method_config.lr (now {policy.config.lr}) and train into a new folder")
+                if do_log:
+                    record = {"step": step, **means, "time": seconds_before + time.time() - t0}
                     metrics_file.write(json.dumps(record, allow_nan=False) + "\n")
                     metrics_file.flush()
-                    bar.set_postfix({k: f"{v / n:.4f}" for k, v in list(running.items())[:2]})
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in list(means.items())[:2]})
                     running = {}
                 bar.update(1)
-                do_eval = is_eval_step(step)
                 if do_eval or step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     checkpoint(step)  # the trained weights are safe before any evaluation
                 if do_eval:
