@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encoders import matmul_tflops, sig  # noqa: E402  (benchmarks/encoders.py)
 
 from vfmbench.masking.quality import episode_frames, iou  # noqa: E402
+from vfmbench.encoders.sam_attention import sam_attention_mode, set_sam_attention  # noqa: E402
 from vfmbench.masking.segmenters import build_segmenter  # noqa: E402
 
 
@@ -66,9 +67,12 @@ def encoder_fraction(seg: Any, batch: int, peak_tflops: float, iters: int) -> di
     sam = seg.model.sam
     dev = sam.device
     frames = torch.randint(0, 256, (batch, 84, 84, 3), dtype=torch.uint8, device=dev)
+    mode = sam_attention_mode(sam.model.vision_encoder)
+    set_sam_attention(sam.model.vision_encoder, "eager")  # the FLOP counter cannot trace flex_attention
     with FlopCounterMode(display=False) as counter:
         sam.embed(frames[:1])
     flops = counter.get_total_flops()
+    set_sam_attention(sam.model.vision_encoder, mode)
     for _ in range(2):
         sam.embed(frames)
     _sync(dev)
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument("--attention", default="eager", choices=["eager", "auto", "flex"],
+                   help="SAM's image-encoder attention path (the segmenter option attention)")
     p.add_argument("--random-weights", action="store_true", help="random weights (else the installed ones)")
     p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")
     p.add_argument("--out")
@@ -104,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                            "dtype": args.dtype, "bf16_matmul_tflops": sig(peak), "segmenters": []}
     for name in [s.strip() for s in args.segmenters.split(",")]:
         options = {"device": str(device), "dtype": args.dtype, "batch_size": args.batch, "pretrained": not args.random_weights,
-                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000}
+                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000, "attention": args.attention}
         seg = build_segmenter(name, options, task="fetch_push")
         fps, batched = time_batched(seg, frames, args.repeats)
         loop_fps, looped = time_loop(seg, frames[: args.loop_frames])
         agree = iou(batched[: args.loop_frames], looped)
-        row = {"segmenter": name, "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
+        row = {"segmenter": name, "attention": args.attention, "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
                "loop_frames_per_s": sig(loop_fps), "speedup": sig(fps / loop_fps),
                "agreement_iou_mean": sig(float(agree.mean())), "agreement_iou_min": sig(float(agree.min())),
                "encoder": encoder_fraction(seg, 4 if args.tiny else 16, peak, 2 if args.tiny else 10)}

@@ -313,6 +313,27 @@ def test_oracle_wrapper_masks_like_ground_truth_under_shifts():
         assert np.array_equal(step.observation["segmentation"], step.observation["mask"])
 
 
+@pytest.mark.parametrize("wrapper", [{"name": "gt_mask"}, {"name": "samg", "options": {"segmenter": "oracle"}}])
+def test_masks_dilate_by_whole_pixels(wrapper):
+    """``dilate: k`` keeps every pixel within k (Chebyshev distance) of the ground truth."""
+    from scipy.ndimage import distance_transform_cdt
+
+    from vfmbench.tasks import make_task
+    from vfmbench.tasks.wrappers import dilate_masks
+
+    one = np.zeros((2, 7, 7), bool)
+    one[1, 3, 3] = True
+    assert dilate_masks(one, 2)[1].sum() == 25 and not dilate_masks(one, 2)[0].any()
+    grown = {**wrapper, "options": {**wrapper.get("options", {}), "dilate": 2}}
+    with make_task("dmc_cartpole_swingup", wrappers=[grown], masks=True) as env:
+        obs = env.reset(3)
+    distance = distance_transform_cdt(~obs["mask"], metric="chessboard")  # pixels to the nearest masked one
+    kept = obs["pixels"].any(-1)
+    assert kept[distance == 2].mean() > 0.9 and not kept[distance > 2].any()
+    with pytest.raises(ConfigError, match="dilate must be 0 or more"):
+        make_task("dmc_cartpole_swingup", wrappers=[{**wrapper, "options": {**wrapper.get("options", {}), "dilate": -1}}])
+
+
 def test_wrapper_options_are_checked():
     from vfmbench.tasks import make_task
     from vfmbench.utils.errors import UnknownNameError

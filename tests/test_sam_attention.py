@@ -19,7 +19,7 @@ pytest.importorskip("transformers")
 
 from vfmbench.encoders import create_encoder  # noqa: E402
 from vfmbench.encoders import sam_attention  # noqa: E402
-from vfmbench.encoders.sam import SamArch, SamEncoder  # noqa: E402
+from vfmbench.encoders.sam import SAM_ARCHS, SamArch, SamEncoder  # noqa: E402
 from vfmbench.encoders.sam_attention import SamFlexAttention, sam_attention_mode, set_sam_attention  # noqa: E402
 from vfmbench.utils.errors import ConfigError  # noqa: E402
 
@@ -155,3 +155,22 @@ def test_attention_option_through_the_registry_and_the_segmenter_model():
     assert list(models["flex"].state_dict()) == list(models["eager"].state_dict())
     ref = models["eager"].embed(frames)
     assert max_diff(models["flex"].embed(frames), ref) < TOL * max(1.0, float(ref.abs().max()))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_flex_on_cuda_matches_eager_at_full_size(dtype):
+    """SAM ViT-B's real sizes (64 x 64 grid, 12 heads of 64) on CUDA: the compiled flex kernel
+    (and auto, which picks it there) against transformers' attention, peaked weights."""
+    eager = SamEncoder("sam_vit_b", SAM_ARCHS["vit_b"], seed=0, attention="eager")
+    peaked_(eager.model, 0)
+    eager = eager.cuda().eval()
+    x = torch.randn(2, 3, 1024, 1024, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
+        ref = eager.forward_features(x).float()
+        for mode in ("flex", "auto"):
+            set_sam_attention(eager.model, mode)
+            assert sam_attention_mode(eager.model) == mode
+            out = eager.forward_features(x).float()
+            rel = max_diff(out, ref) / float(ref.abs().max())
+            assert rel < (1e-3 if dtype == torch.float32 else 3e-2), (mode, rel)

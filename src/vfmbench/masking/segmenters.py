@@ -30,7 +30,8 @@ class SegmenterConfig:
     ground truth at its seed 0 when the segmenter is built for a task); `pretrained` False gives
     random weights (tests, benchmarks); `sam_weights` / `dino_weights` a file of one's own;
     `dino` the DINOv2 encoder entry; `device` "auto" (CUDA when available), "cpu", "cuda", ...;
-    `dtype` of the models ("float32" or "bfloat16"); ablation switches and PerSAM settings as in
+    `dtype` of the models ("float32" or "bfloat16"); `attention` SAM's image-encoder attention path
+    ("eager", "auto", "flex": `vfmbench.encoders.sam_attention`); ablation switches and PerSAM settings as in
     `SamGOptions`; `tiny` (tests only): toy model sizes."""
 
     reference: str | None = None
@@ -40,6 +41,7 @@ class SegmenterConfig:
     dino_weights: str | None = None
     device: str = "auto"
     dtype: str = "float32"
+    attention: str = "eager"
     use_dino: bool = True
     extra_points: bool = True
     refine: bool = True
@@ -52,6 +54,8 @@ class SegmenterConfig:
     def validate(self) -> None:
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"segmenter dtype must be float32 or bfloat16, got {self.dtype!r}")
+        if self.attention not in ("eager", "auto", "flex"):  # vfmbench.encoders.sam_attention.ATTENTION_MODES
+            raise ConfigError(f"segmenter attention must be eager, auto or flex, got {self.attention!r}")
         if self.batch_size < 1 or self.persam_steps < 1:
             raise ConfigError("segmenter batch_size and persam_steps must be at least 1")
 
@@ -163,7 +167,7 @@ def _build_samg(arch: str) -> Callable[[SegmenterConfig, str | None], Segmenter]
             assert spec is not None
             location = locate_weights(spec, config.sam_weights,
                                       hint="for random weights (tests only) set the segmenter option pretrained=false")
-        sam = build_promptable_sam(arch, location, seed=config.seed, tiny=config.tiny)
+        sam = build_promptable_sam(arch, location, seed=config.seed, tiny=config.tiny, attention=config.attention)
         dino = None
         if config.use_dino:
             kwargs: dict[str, Any] = {"weights": config.dino_weights} if config.dino_weights else {}

@@ -7,7 +7,8 @@
 Pixels outside the predicted mask are set to `fill` (0: the authors' ``obs * mask``); the mask
 itself is added to the observation as ``segmentation`` (bool ``[H, W]``) for analyses. The
 ``oracle`` segmenter reads the task's ground-truth masks. Goal images are masked too (with
-``goal=true``). Options: `segmenter`, `reference`, `fill`, `goal`, and `options`: other
+``goal=true``). Options: `segmenter`, `reference`, `fill`, `goal`, `dilate` (grow the masks by so many
+pixels), and `options`: other
 `SegmenterConfig` fields (device, dtype, ablation switches, ...).
 Segmenters are built once per process and options (every environment of an evaluation shares
 one model). Importing this module does not import torch.
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vfmbench.tasks.base import Observation, Task, WrapperConfig
-from vfmbench.tasks.wrappers import WRAPPERS, ObservationWrapper, WrapperSpec
+from vfmbench.tasks.wrappers import WRAPPERS, ObservationWrapper, WrapperSpec, dilate_masks
 from vfmbench.utils.errors import ConfigError
 
 _SEGMENTERS: dict[tuple[Any, ...], Any] = {}  # (segmenter, task, options) -> built segmenter, per process
@@ -34,6 +35,7 @@ class SamGWrapperOptions:
     reference: str | None = None  # the reference's .json (None: the task's ground truth at seed 0)
     fill: int = 0  # value of masked-out pixels (0-255)
     goal: bool = True  # mask goal images too
+    dilate: int = 0  # grow the masks by this many pixels
     options: dict[str, Any] = field(default_factory=dict)  # SegmenterConfig fields (reference, device, ...)
 
     def validate(self) -> None:
@@ -42,6 +44,8 @@ class SamGWrapperOptions:
         SEGMENTERS.get(self.segmenter)
         if not 0 <= self.fill <= 255:
             raise ConfigError(f"wrapper samg: fill must be between 0 and 255, got {self.fill}")
+        if self.dilate < 0:
+            raise ConfigError(f"wrapper samg: dilate must be 0 or more pixels, got {self.dilate}")
         known = {f.name for f in fields(SegmenterConfig)} - {"reference"}
         unknown = sorted(set(self.options) - known)
         if unknown:
@@ -93,7 +97,7 @@ class SamGWrapper(ObservationWrapper):
         truth = None
         if self.segmenter.needs_truth:
             truth = np.stack([w.task.mask() if t is None else np.asarray(t) for w, t in zip(wrappers, truths)])
-        return self.segmenter.segment(np.stack(pixels), truth)
+        return dilate_masks(self.segmenter.segment(np.stack(pixels), truth), self.opts.dilate)
 
     def observation(self, obs: Observation) -> Observation:
         return self.observations([self], [obs], reset=False)[0]

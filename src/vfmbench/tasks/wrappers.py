@@ -148,14 +148,27 @@ def apply_wrappers(task: Task, wrappers: Sequence[WrapperConfig]) -> Task:
 # -- gt_mask ---------------------------------------------------------------------------------------
 
 
+def dilate_masks(masks: np.ndarray, pixels: int) -> np.ndarray:
+    """Boolean masks ``[..., H, W]`` grown by `pixels` in every direction (a square structuring
+    element of side ``2 pixels + 1``, `scipy.ndimage.binary_dilation`); 0 returns them as they are."""
+    if pixels == 0:
+        return masks
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(masks, structure=np.ones((1,) * (masks.ndim - 2) + (2 * pixels + 1,) * 2, bool))
+
+
 @dataclass
 class GTMaskOptions:
     fill: int = 0  # value of masked-out pixels (0-255)
     goal: bool = True  # mask goal images too (needs task_config.masks for their masks)
+    dilate: int = 0  # grow the masks by this many pixels (thin parts, e.g. a pole, get wider)
 
     def validate(self) -> None:
         if not 0 <= self.fill <= 255:
             raise ConfigError(f"wrapper gt_mask: fill must be between 0 and 255, got {self.fill}")
+        if self.dilate < 0:
+            raise ConfigError(f"wrapper gt_mask: dilate must be 0 or more pixels, got {self.dilate}")
 
 
 class GTMaskWrapper(ObservationWrapper):
@@ -167,13 +180,14 @@ class GTMaskWrapper(ObservationWrapper):
 
     def observation(self, obs: Observation) -> Observation:
         out = dict(obs)
-        mask = obs["mask"] if "mask" in obs else self.task.mask()
+        mask = dilate_masks(obs["mask"] if "mask" in obs else self.task.mask(), self.opts.dilate)
         out["pixels"] = np.where(mask[..., None], obs["pixels"], np.uint8(self.opts.fill))
         if self.opts.goal and "goal_pixels" in obs:
             if "goal_mask" not in obs:
                 raise ConfigError("wrapper gt_mask masks goal images with their ground-truth masks: "
                                   "set task_config.masks=true (or the wrapper option goal=false)")
-            out["goal_pixels"] = np.where(obs["goal_mask"][..., None], obs["goal_pixels"], np.uint8(self.opts.fill))
+            goal_mask = dilate_masks(obs["goal_mask"], self.opts.dilate)
+            out["goal_pixels"] = np.where(goal_mask[..., None], obs["goal_pixels"], np.uint8(self.opts.fill))
         return out
 
 
