@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
-    p.add_argument("--attention", default="eager", choices=["eager", "auto", "flex"],
+    p.add_argument("--attention", default="eager", choices=["eager", "auto", "flex", "concat"],
                    help="SAM's image-encoder attention path (the segmenter option attention)")
     p.add_argument("--random-weights", action="store_true", help="random weights (else the installed ones)")
     p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")

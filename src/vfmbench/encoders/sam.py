@@ -16,9 +16,10 @@ Attention (option ``attention``, `vfmbench.encoders.sam_attention`): ``"eager"``
 keeps `transformers`' own modules (the reference, the path measured on a GPU); ``"auto"`` runs
 the global-attention layers with FlexAttention and a relative-position score modifier when the
 input is on CUDA (no ``[N, N]`` bias materialised; flex_attention compiled once per process) and
-`transformers`' computation elsewhere; ``"flex"`` forces the flex path on any device. The flex
-path is tested for parity on the CPU only; its GPU speed is not measured yet (docs/encoders.md),
-so it is not the default. Windowed layers keep `transformers`'
+`transformers`' computation elsewhere; ``"flex"`` forces the flex path on any device;
+``"concat"`` folds the bias into the query-key product so that SDPA's fused kernels run.
+Measured on an H200 (docs/encoders.md), flex is slower than eager (its score modifier gathers
+the bias per score), so eager stays the default; concat's GPU speed is not measured yet. Windowed layers keep `transformers`'
 module in every mode. The modes compute the same function (they differ by rounding), share
 parameters and state-dict keys, and are not part of the embedding cache key.
 """
@@ -127,7 +128,7 @@ def convert_segment_anything(checkpoint: dict[str, Any]) -> StateDict:
 class SamEncoder(Encoder):
     """SAM image encoder. ``forward_features``: ``[B, 3, 1024, 1024]`` -> ``[B, 256, 64, 64]``;
     ``pool``: -> ``[B, D]`` (D = 9216 for the default ``grid6``). ``attention``: "eager" (default), "auto"
-    or "flex" (the module's docstring)."""
+    "flex" or "concat" (the module's docstring)."""
 
     family = "sam"
 
@@ -169,7 +170,7 @@ class SamEncoder(Encoder):
 def build_sam(name: str, weights: WeightsLocation | None, *, arch_name: str, pooling: str = "grid6",
               seed: int = 0, tiny: bool = False, attention: str = "eager") -> SamEncoder:
     """A SAM encoder of size `arch_name` ("vit_b", "vit_l", "vit_h"); ``tiny`` is for tests;
-    ``attention`` "auto", "eager" or "flex" (`vfmbench.encoders.sam_attention`)."""
+    ``attention`` "auto", "eager", "flex" or "concat" (`vfmbench.encoders.sam_attention`)."""
     arch = SAM_ARCHS[arch_name]
     return SamEncoder(name, arch.tiny() if tiny else arch, pooling=pooling, seed=seed, weights=weights,
                       attention=attention)

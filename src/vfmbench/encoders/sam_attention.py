@@ -1,5 +1,5 @@
-"""A fast attention path for SAM's global-attention layers: FlexAttention with the decomposed
-relative-position bias as a score modifier.
+"""Fast attention paths for SAM's global-attention layers: the decomposed relative-position
+bias as a FlexAttention score modifier, or folded into the query-key product (``concat``).
 
 `transformers`' ``SamVisionAttention`` (and its SDPA variant, the one it builds by default) adds
 segment-anything's decomposed relative-position bias as a materialised tensor: for a query at
@@ -24,6 +24,16 @@ made once per process on first use; inside an already compiled model the plain f
 traced instead); on the CPU its unfused reference implementation runs (tests only: it
 materialises the scores).
 
+The ``concat`` path writes the bias as part of the query-key product instead, exactly: with
+``e_r(k)`` the one-hot vector of key k's grid row (length H) and ``e_c(k)`` of its column (W),
+
+    scale q . k + rel_h[q, kh] + rel_w[q, kw] = [scale q, rel_h[q], rel_w[q]] . [k, e_r(k), e_c(k)],
+
+so `torch.nn.functional.scaled_dot_product_attention` runs on queries and keys of C + H + W
+channels (64 + 64 + 64 for SAM at 1024 input) with scale 1 and the values unchanged: fused
+kernels (flash, memory-efficient, cuDNN) apply, with no N x N tensor and no gathers, at the cost
+of a query-key product three times as wide.
+
 Windowed layers (N = 14 x 14 = 196 tokens per window) keep `transformers`' own module: their bias
 is ``[B * windows, heads, 196, 196]``, about 5% of a global layer's per image, its attention about
 2% of the encoder's attention FLOPs, and a fixed small shape that SDPA's kernels handle well; a
@@ -35,6 +45,7 @@ SAM of the segmenters):
 - ``"eager"`` (the default of the encoders and segmenters, the path measured on a GPU):
   `transformers`' own modules, untouched: the reference.
 - ``"flex"``: `SamFlexAttention` in every global layer, on any device.
+- ``"concat"``: `SamFlexAttention` computing the bias by concatenation (above), on any device.
 - ``"auto"``: `SamFlexAttention` in every global
   layer, which runs flex_attention when its input is on CUDA (and the head dimension is at least
   16, the smallest the fused kernel takes) and otherwise SDPA with the materialised bias, the
@@ -57,7 +68,7 @@ from torch import nn
 
 from vfmbench.utils.errors import ConfigError
 
-ATTENTION_MODES = ("auto", "eager", "flex")
+ATTENTION_MODES = ("auto", "eager", "flex", "concat")
 MIN_FLEX_HEAD_DIM = 16  # the fused flex_attention kernel's smallest head dimension
 
 _compiled_flex: Callable[..., torch.Tensor] | None = None
@@ -117,6 +128,21 @@ def rel_pos_score_mod(rel_h: torch.Tensor, rel_w: torch.Tensor, width: int) -> C
     return score_mod
 
 
+def concat_rel_pos_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, rel_h: torch.Tensor,
+                             rel_w: torch.Tensor, scale: float, dropout: float = 0.0) -> torch.Tensor:
+    """Attention with the decomposed bias folded into the query-key product (the module's
+    docstring): `query`, `key`, `value` ``[B, heads, N, C]`` with N = H * W row-major, `rel_h`
+    ``[B, heads, N, H]``, `rel_w` ``[B, heads, N, W]`` -> ``[B, heads, N, C]``."""
+    height, width, n = rel_h.shape[-1], rel_w.shape[-1], key.shape[-2]
+    index = torch.arange(n, device=key.device)
+    rows = F.one_hot(index // width, height).to(key.dtype)  # e_r(k): [N, H]
+    cols = F.one_hot(index % width, width).to(key.dtype)  # e_c(k): [N, W]
+    lead = key.shape[:-2]
+    q = torch.cat([query * scale, rel_h.to(query.dtype), rel_w.to(query.dtype)], dim=-1)
+    k = torch.cat([key, rows.expand(*lead, n, height), cols.expand(*lead, n, width)], dim=-1)
+    return F.scaled_dot_product_attention(q, k, value, dropout_p=dropout, scale=1.0)
+
+
 class SamFlexAttention(nn.Module):
     """A global-attention layer of SAM's image encoder computed with flex_attention (see the
     module's docstring). Built from the `transformers` module it replaces, sharing its
@@ -153,7 +179,9 @@ class SamFlexAttention(nn.Module):
         query, key, value = self.qkv(hidden_states).reshape(b, n, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         rel_h, rel_w = decomposed_rel_pos(query, self.rel_pos_h, self.rel_pos_w, height, width)
         dropout = self.dropout if self.training else 0.0
-        if self.uses_flex(query):
+        if self.mode == "concat":
+            out = concat_rel_pos_attention(query, key, value, rel_h, rel_w, self.scale, dropout)
+        elif self.uses_flex(query):
             if dropout:
                 raise NotImplementedError("flex_attention has no attention dropout; train with attention='eager'")
             flex = _flex_attention(query.is_cuda)

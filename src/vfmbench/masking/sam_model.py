@@ -96,7 +96,7 @@ class Decoded:
 
 class PromptableSam(torch.nn.Module):
     """SAM ViT-B/L/H with its prompt encoder and mask decoder (`transformers` ``SamModel``).
-    ``attention``: the image encoder's global-attention path, "auto", "eager" or "flex", as the
+    ``attention``: the image encoder's global-attention path, "auto", "eager", "flex" or "concat", as the
     SAM encoders' option (`vfmbench.encoders.sam_attention`)."""
 
     def __init__(self, arch: SamArch, decoder: DecoderArch, *, seed: int = 0, weights: WeightsLocation | None = None,
@@ -185,7 +185,7 @@ def build_promptable_sam(arch_name: str, weights: WeightsLocation | None, *, see
                          tiny: bool = False, attention: str = "eager") -> PromptableSam:
     """SAM of size `arch_name` ("vit_b", "vit_l", "vit_h"); `weights` None gives random weights;
     ``tiny`` (tests) the toy sizes of `SamArch.tiny` and `DecoderArch.tiny`; ``attention`` the image
-    encoder's global-attention path ("auto", "eager", "flex")."""
+    encoder's global-attention path ("auto", "eager", "flex", "concat")."""
     arch, dec = SAM_ARCHS[arch_name], DecoderArch()
     if tiny:
         arch, dec = arch.tiny(), dec.tiny()

@@ -31,7 +31,7 @@ class SegmenterConfig:
     random weights (tests, benchmarks); `sam_weights` / `dino_weights` a file of one's own;
     `dino` the DINOv2 encoder entry; `device` "auto" (CUDA when available), "cpu", "cuda", ...;
     `dtype` of the models ("float32" or "bfloat16"); `attention` SAM's image-encoder attention path
-    ("eager", "auto", "flex": `vfmbench.encoders.sam_attention`); ablation switches and PerSAM settings as in
+    ("eager", "auto", "flex", "concat": `vfmbench.encoders.sam_attention`); ablation switches and PerSAM settings as in
     `SamGOptions`; `tiny` (tests only): toy model sizes."""
 
     reference: str | None = None
@@ -54,8 +54,8 @@ class SegmenterConfig:
     def validate(self) -> None:
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"segmenter dtype must be float32 or bfloat16, got {self.dtype!r}")
-        if self.attention not in ("eager", "auto", "flex"):  # vfmbench.encoders.sam_attention.ATTENTION_MODES
-            raise ConfigError(f"segmenter attention must be eager, auto or flex, got {self.attention!r}")
+        if self.attention not in ("eager", "auto", "flex", "concat"):  # vfmbench.encoders.sam_attention.ATTENTION_MODES
+            raise ConfigError(f"segmenter attention must be eager, auto, flex or concat, got {self.attention!r}")
         if self.batch_size < 1 or self.persam_steps < 1:
             raise ConfigError("segmenter batch_size and persam_steps must be at least 1")
 
