@@ -30,9 +30,10 @@ The ``concat`` path writes the bias as part of the query-key product instead, ex
     scale q . k + rel_h[q, kh] + rel_w[q, kw] = [scale q, rel_h[q], rel_w[q]] . [k, e_r(k), e_c(k)],
 
 so `torch.nn.functional.scaled_dot_product_attention` runs on queries and keys of C + H + W
-channels (64 + 64 + 64 for SAM at 1024 input) with scale 1 and the values unchanged: fused
-kernels (flash, memory-efficient, cuDNN) apply, with no N x N tensor and no gathers, at the cost
-of a query-key product three times as wide.
+channels (64 + 64 + 64 for SAM at 1024 input) with scale 1 and the values unchanged (C): no N x N
+tensor and no gathers, at the cost of a query-key product three times as wide. Which fused
+kernel SDPA picks for these widths on a GPU (flash needs equal query and value widths; the
+memory-efficient kernel does not) is not measured yet.
 
 Windowed layers (N = 14 x 14 = 196 tokens per window) keep `transformers`' own module: their bias
 is ``[B * windows, heads, 196, 196]``, about 5% of a global layer's per image, its attention about
@@ -210,7 +211,7 @@ def to_eager(module: SamFlexAttention) -> nn.Module:
 
 
 def set_sam_attention(vision_encoder: nn.Module, mode: str) -> nn.Module:
-    """Put attention mode `mode` ("eager", "flex", "auto"; the module's docstring) into the global
+    """Put attention mode `mode` ("eager", "flex", "concat", "auto"; the module's docstring) into the global
     layers of `transformers`' ``SamVisionEncoder`` `vision_encoder`, in place (any earlier mode is
     replaced; parameters and state-dict keys are untouched). Returns `vision_encoder`."""
     check_attention_mode(mode)

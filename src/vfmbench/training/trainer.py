@@ -356,11 +356,12 @@ class Trainer:
                     batch = self._batch(agent, data, rng, batch_size)
                     metrics = policy.update(batch, optimizers, step)
                 for k, v in metrics.items():
-                    running[k] = running.get(k, 0.0) + v  # on the device: no wait for the GPU here
+                    # summed on the device (no wait for the GPU here), in float32: bf16 sums stall
+                    running[k] = running.get(k, 0.0) + (v.float() if isinstance(v, torch.Tensor) else v)
                 do_eval = is_eval_step(step)
                 do_log = step % cfg.log_every == 0 or step == cfg.steps
                 if do_log or do_eval or step % cfg.checkpoint_every == 0:
-                    # read back (and check) before anything is written, so no checkpoint holds a diverged net
+                    # read back (and check) before anything is written: no checkpoint after a non-finite loss
                     n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every  # since the last log
                     means = {k: float(v) / n for k, v in running.items()}
                     bad = {k: v for k, v in means.items() if not math.isfinite(v)}
