@@ -19,6 +19,7 @@ def test_random_baseline_is_reproducible_and_frozen():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not any(p.requires_grad for p in a.parameters()) and not a.trainable
     assert encoder_label(a) == "random_resnet18"
+    assert encoder_label(a, {"b": 2, "a": "x"}) == "random_resnet18 (a=x, b=2)"
 
 
 def test_resnet_state_dict_keys_match_torchvision_layout():

@@ -62,7 +62,8 @@ def test_foundation_encoders_train_through_the_cache(encoder, tmp_path):
     spec = RunSpec(task="synthetic", encoder=encoder, pretrained=False, encoder_options={"tiny": True},
                    train=TrainConfig(steps=5, log_every=5))
     result = Trainer(spec, ds, tmp_path / "run", cache=cache, progress=False).run()
-    assert result.encoder_label == f"{encoder} (random)" and not result.pretrained
+    # the options a run was given are part of its label, so runs of other options never share a row
+    assert result.encoder_label == f"{encoder} (random, tiny=True)" and not result.pretrained
     assert cache.stats.misses == 1
     Trainer(RunSpec(**{**spec.__dict__, "seed": 1}), ds, tmp_path / "run2", cache=cache, progress=False).run()
     assert cache.stats.hits == 1

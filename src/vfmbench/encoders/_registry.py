@@ -170,9 +170,12 @@ def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | N
                           "each entry's options") from None
 
 
-def encoder_label(encoder: Encoder) -> str:
-    """Name for tables: pretrained-model entries built with random weights get a ``(random)`` tag."""
+def encoder_label(encoder: Encoder, options: dict[str, Any] | None = None) -> str:
+    """Name for tables: pretrained-model entries built with random weights get a ``(random)`` tag,
+    and the encoder options a run was given (`options`, e.g. a config's ``encoder_options``) are
+    named, sorted: ``dinov2_vitb14 (random, pooling=mean)``, so that runs of one encoder with
+    different options are never pooled into one row."""
     spec = ENCODERS.get(encoder.name) if encoder.name in ENCODERS else None
-    if spec is not None and spec.weights is not None and not encoder.pretrained:
-        return f"{encoder.name} (random)"
-    return encoder.name
+    tags = ["random"] if spec is not None and spec.weights is not None and not encoder.pretrained else []
+    tags += [f"{k}={v}" for k, v in sorted((options or {}).items())]
+    return f"{encoder.name} ({', '.join(tags)})" if tags else encoder.name

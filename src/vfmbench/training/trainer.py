@@ -162,7 +162,7 @@ class TrainRecord:
     """What training produced (``result.json`` of a run folder, schema `TRAIN_SCHEMA`)."""
 
     schema: str
-    encoder_label: str  # the encoder's name, "(random)" for a pretrained model with random weights
+    encoder_label: str  # the encoder's name, "(random, k=v)": random weights of a pretrained model, options given
     pretrained: bool
     goal_conditioned: bool
     steps: int
@@ -295,7 +295,7 @@ class Trainer:
         if not config_path.exists():
             write_json_atomic(config_path, config_record)
         agent.to(self.device)
-        label = encoder_label(agent.encoder)
+        label = encoder_label(agent.encoder, spec.encoder_options)
         t_prep = time.time()
         data = self._prepare(agent)
         prep_seconds = time.time() - t_prep
