@@ -360,8 +360,13 @@ def test_nstep_discount_decides_the_choice(tmp_path, monkeypatch, broken):
         assert at_start > 0.5, at_start  # the far region
 
 
+_LEARNS_ANYWAY = pytest.mark.xfail(strict=True, reason="the unshifted target is one of the random shift's own "
+                                   "outcomes: this variant learns rl_chase from pixels too (-2.1, docs/rl.md)")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("broken", [None, MismatchedAugmentation], ids=["correct", "mismatched_augmentation"])
+@pytest.mark.parametrize("broken", [None, pytest.param(MismatchedAugmentation, marks=_LEARNS_ANYWAY)],
+                         ids=["correct", "mismatched_augmentation"])
 def test_drqv2_from_pixels_learns(tmp_path, monkeypatch, broken):
     torch.set_num_threads(1)
     if broken is not None:
