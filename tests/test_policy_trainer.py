@@ -219,3 +219,41 @@ def test_load_agent_names_the_steps_a_run_has(reach_data, tmp_path):
     Trainer(spec, reach_data, tmp_path / "run", progress=False).run()
     with pytest.raises(VfmbenchError, match=r"no checkpoint for step 15; its checkpoints are at steps 20 \(leave step out for the latest, 20\)"):
         load_agent(tmp_path / "run", step=15)
+
+
+def test_act_options_change_how_a_trained_policy_acts_only(reach_data, tmp_path, capsys):
+    """Diffusion Policy's executed chunk length and DDIM steps can be set for one evaluation (the
+    sweep of paper 001 / Chi et al. over a trained run), through load_agent, the job and
+    `vfmbench evaluate --act`; other keys, other methods' keys and bad values are refused."""
+    import torch
+    from toy_tasks import register_point_reach
+
+    from vfmbench.cli import app
+    from vfmbench.experiments.job import EvalSpec, job_for_run, run_job
+
+    register_point_reach()
+    run = tmp_path / "dp"
+    Trainer(RunSpec(task="point_reach", encoder="state", method="dp_conv", method_config=TINY["dp_conv"],
+                    train=TrainConfig(steps=20, log_every=10)), reach_data, run, progress=False).run()
+    trained, _ = load_agent(run)
+    agent, _ = load_agent(run, act_options={"action_horizon": 1, "inference_steps": 3})
+    assert (agent.policy.config.action_horizon, agent.policy.config.inference_steps) == (1, 3)
+    assert trained.policy.config.action_horizon == TINY["dp_conv"].get("action_horizon", 8) != 1
+    state = trained.persistent_state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in agent.persistent_state_dict().items())  # same weights
+    record = run_job(job_for_run(run, EvalSpec(episodes=2, envs=2, act_options={"action_horizon": 1})))
+    assert record.evaluation.act_options == {"action_horizon": 1} and record.evaluation.episodes == 2
+    assert app(["evaluate", "--run", str(run), "--episodes", "2", "--envs", "2", "--act", "action_horizon=2",
+                "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["act_options"] == {"action_horizon": 2}
+    with pytest.raises(ConfigError, match="no act option 'lr'; its act options: action_horizon, inference_steps"):
+        load_agent(run, act_options={"lr": 1.0})
+    with pytest.raises(ConfigError, match="action_horizon must be between 1 and"):
+        load_agent(run, act_options={"action_horizon": 99})
+    assert app(["evaluate", "--run", str(run), "--act", "a.b=1"]) == 2
+    assert "act options are plain keys" in capsys.readouterr().err
+    bc = tmp_path / "bc"
+    Trainer(RunSpec(task="point_reach", encoder="state", method="bc", method_config=TINY["bc"],
+                    train=TrainConfig(steps=5, log_every=5)), reach_data, bc, progress=False).run()
+    with pytest.raises(ConfigError, match="method 'bc' has no act option 'action_horizon'; its act options: none"):
+        load_agent(bc, act_options={"action_horizon": 1})

@@ -22,11 +22,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--video", help="write a GIF of the first episodes to this file")
     p.add_argument("--json", action="store_true", help="print the evaluation as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--act", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of how the trained policy acts, for this evaluation only (repeatable): "
+                        "Diffusion Policy's action_horizon (actions executed per sampled chunk) and "
+                        "inference_steps (DDIM steps)")
     add_shift_args(p)
     from vfmbench.masking.wiring import add_mask_args
 
     add_mask_args(p, "the run's own mask")  # evaluate through this mask instead of the run's own
     p.set_defaults(func=_run)
+
+
+def act_options(items: list[str]) -> dict[str, object]:
+    """``--act KEY=VALUE`` items as a dict (values parsed as YAML scalars); `ConfigError` for a dotted key."""
+    from vfmbench.utils.config import apply_overrides
+    from vfmbench.utils.errors import ConfigError
+
+    out = apply_overrides({}, items, source="--act")
+    nested = [k for k, v in out.items() if isinstance(v, dict)]
+    if nested:
+        raise ConfigError(f"--act {nested[0]}.*: act options are plain keys, e.g. --act action_horizon=4")
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -37,14 +53,15 @@ def _run(args: argparse.Namespace) -> int:
     writable_file(args.video)
     check_step(args.run, args.step, option="--step")
     options = shift_options(args.shift_set, [args.shift]).get(args.shift, {})
+    act = act_options(args.act)
     eval_spec = EvalSpec(episodes=args.episodes, envs=args.envs, step=args.step, shift=args.shift,
-                         shift_options=options, video=args.video)
+                         shift_options=options, video=args.video, act_options=act)
     if args.mask:
         from vfmbench.masking.wiring import evaluate_masked
 
         res, _ = evaluate_masked(args.run, args.mask, args.mask_reference, episodes=args.episodes, envs=args.envs,
                                  step=args.step, shift=eval_spec.shift, shift_options=eval_spec.shift_options,
-                                 video=args.video, progress=not args.no_progress)
+                                 video=args.video, progress=not args.no_progress, act_options=act)
         task = job_for_run(args.run).run.task
     else:
         record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
@@ -54,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         print_json(res.to_dict())
     else:
         shown = (task if res.shift == "none" else f"{task} under {res.shift}") + (f" (mask {args.mask})" if args.mask else "")
+        shown += "".join(f", {k}={v}" for k, v in act.items())
         print(f"{shown}: success {res.success_rate:.2f} over {res.episodes} episodes "
               f"(any-step success {res.success_any_rate:.2f}, mean return {res.mean_return:.2f}, {res.seconds:.0f} s)"
               + (f"; video {res.video}" if res.video else ""))

@@ -37,6 +37,7 @@ class EvalResult:
     shift: str = "none"
     shift_options: dict[str, Any] = field(default_factory=dict)
     video: str | None = None
+    act_options: dict[str, Any] = field(default_factory=dict)  # the policy's acting options set for this evaluation
 
     @property
     def mean_return(self) -> float:

@@ -43,6 +43,7 @@ class EvalSpec:
     robustness: list[str] = field(default_factory=list)  # also evaluate under these shifts, paired with none
     robustness_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # shift -> its options
     video: str | None = None  # GIF of the first episodes of the main evaluation
+    act_options: dict[str, Any] = field(default_factory=dict)  # the policy's acting options (load_agent), e.g. action_horizon
 
     def __post_init__(self) -> None:
         if self.episodes < 0:
@@ -132,11 +133,12 @@ def run_job(spec: JobSpec) -> RunRecord:
         if _is_final_clean_evaluation(trainer_eval, spec):
             evaluation = trainer_eval
         else:
-            agent, _ = load_agent(out, ev.step, device=device)
+            agent, _ = load_agent(out, ev.step, device=device, act_options=ev.act_options)
             evaluation = evaluate(agent, run.task, task_config, episodes=ev.episodes, seed=ev.seed, n_envs=ev.envs,
                                   video=ev.video, progress=spec.progress, shift=ev.shift, shift_options=ev.shift_options)
+            evaluation.act_options = dict(ev.act_options)
         if ev.robustness:
-            agent, _ = load_agent(out, ev.step, device=device)
+            agent, _ = load_agent(out, ev.step, device=device, act_options=ev.act_options)
             clean = evaluation if evaluation.shift == "none" else None
             report = evaluate_shifts(agent, run.task, task_config, ev.robustness, ev.robustness_options,
                                      episodes=ev.episodes, seed=ev.seed, n_envs=ev.envs, progress=spec.progress,
@@ -221,7 +223,7 @@ def _check_recorded_dataset_held_out(config: dict[str, Any], spec: JobSpec) -> N
 def _is_final_clean_evaluation(result: EvalResult | None, spec: JobSpec) -> bool:
     """Whether the trainer's last evaluation is the one the job asks for (no need to repeat it)."""
     ev = spec.eval
-    return (result is not None and ev.step is None and ev.video is None and result.shift == ev.shift
+    return (result is not None and ev.step is None and ev.video is None and not ev.act_options and result.shift == ev.shift
             and result.shift_options == ev.shift_options and result.episodes == ev.episodes
             and result.seeds[:1] == [ev.seed])
 

@@ -67,10 +67,11 @@ def masked_dataset(dataset: str | Path, mask: str, reference: str | None = None,
 def evaluate_masked(run_dir: str | Path, mask: str, reference: str | None, *, episodes: int, envs: int,
                     step: int | None, shift: str = "none", shift_options: dict[str, Any] | None = None,
                     robustness: list[str] | None = None, robustness_options: dict[str, Any] | None = None,
-                    video: str | None = None, progress: bool = True) -> tuple[Any, list[Any]]:
+                    video: str | None = None, progress: bool = True,
+                    act_options: dict[str, Any] | None = None) -> tuple[Any, list[Any]]:
     """Evaluate a run's checkpoint with its recorded task config, its masking replaced by `mask`:
-    the main evaluation (under `shift`) and, with `robustness`, every shift on the same seeds.
-    Returns (EvalResult, [ShiftResult])."""
+    the main evaluation (under `shift`) and, with `robustness`, every shift on the same seeds;
+    `act_options` as `load_agent`'s. Returns (EvalResult, [ShiftResult])."""
     from vfmbench.evaluation.robustness import evaluate_shifts
     from vfmbench.evaluation.rollout import evaluate
     from vfmbench.tasks import TaskConfig
@@ -81,9 +82,10 @@ def evaluate_masked(run_dir: str | Path, mask: str, reference: str | None, *, ep
     task = config["spec"]["task"]
     recorded = from_dict(TaskConfig, config["task_config"], source=f"{run_dir}/config.json task_config")
     task_config = from_dict(TaskConfig, with_mask(asdict(recorded), mask, reference), source="--mask")
-    agent, _ = load_agent(run_dir, step, device="auto")
+    agent, _ = load_agent(run_dir, step, device="auto", act_options=act_options)
     result = evaluate(agent, task, task_config, episodes=episodes, n_envs=envs, video=video, progress=progress,
                       shift=shift, shift_options=shift_options or {})
+    result.act_options = dict(act_options or {})
     shifts: list[Any] = []
     if robustness:
         clean = result if shift == "none" else None

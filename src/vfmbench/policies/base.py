@@ -68,6 +68,9 @@ class MethodConfig:
 
 
 class Policy(nn.Module):
+    # method_config keys that change only how the trained policy acts (not its network or training),
+    # so an evaluation may set them (`load_agent(act_options=...)`, `vfmbench evaluate --act`)
+    act_options: tuple[str, ...] = ()
     obs_offsets: tuple[int, ...] = (0,)
     action_offsets: tuple[int, ...] = (0,)
     history: int = 1  # observation steps `act` needs

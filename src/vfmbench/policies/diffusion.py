@@ -355,6 +355,7 @@ class DiffusionPolicy(Policy):
     """
 
     config: DiffusionConfig
+    act_options = ("action_horizon", "inference_steps")  # actions executed per chunk, DDIM steps
 
     def __init__(self, config: DiffusionConfig, dims: PolicyDims):
         super().__init__(config, dims)

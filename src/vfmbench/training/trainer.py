@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -29,7 +30,7 @@ from vfmbench.cache import EmbeddingCache
 from vfmbench.data.episodes import EpisodeDataset
 from vfmbench.encoders import encoder_label
 from vfmbench.encoders.augment import AugmentKind
-from vfmbench.policies.base import Policy
+from vfmbench.policies.base import Policy, get_method_spec
 from vfmbench.tasks import TaskSpaces
 from vfmbench.training.checkpoint import (
     list_checkpoints,
@@ -462,13 +463,24 @@ def read_train_record(run_dir: str | Path) -> TrainRecord:
     return from_dict(TrainRecord, read_json(path), source=str(path))
 
 
-def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu") -> tuple[Agent, dict[str, Any]]:
+def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu",
+               act_options: dict[str, Any] | None = None) -> tuple[Agent, dict[str, Any]]:
     """Rebuild the agent of a run from its config and a checkpoint (the latest by default), on
     `device` ("auto": the GPU when there is one), in eval mode; returns it and ``config.json``.
-    Raises `VfmbenchError` for a run without that checkpoint (naming the steps it has)."""
+    `act_options`: method_config keys that change only how the policy acts (its `act_options`,
+    e.g. Diffusion Policy's ``action_horizon`` and ``inference_steps``), set for this agent only.
+    Raises `VfmbenchError` for a run without that checkpoint (naming the steps it has) and
+    `ConfigError` for an act option the method does not have or a value out of range."""
     run_dir = Path(run_dir)
     record = read_run_config(run_dir)
     spec = from_dict(RunSpec, record["spec"], source=str(run_dir / "config.json"))
+    if act_options:
+        allowed = get_method_spec(spec.method).policy_cls.act_options
+        unknown = sorted(set(act_options) - set(allowed))
+        if unknown:
+            raise ConfigError(f"method {spec.method!r} has no act option {', '.join(map(repr, unknown))}; its act "
+                              f"options: {', '.join(allowed) or 'none'} (the rest of method_config is fixed by training)")
+        spec = dataclasses.replace(spec, method_config={**spec.method_config, **act_options})
     agent = build_agent(spec, TaskSpaces.from_description(record["task"], source=str(run_dir / "config.json")))
     from vfmbench.training.frozen_run import check_step
 
