@@ -171,6 +171,8 @@ def test_bf16_autocast_training_still_reaches_the_targets(reach_data, tmp_path):
         TrainConfig(precision="float16")
     with pytest.raises(ConfigError, match="train.compile_mode must be one of default, reduce-overhead"):
         TrainConfig(compile=True, compile_mode="fast")
+    with pytest.raises(ConfigError, match="applies only when compiling: also set train.compile=true"):
+        TrainConfig(compile_mode="reduce-overhead")
 
 
 @pytest.mark.gpu
@@ -248,10 +250,12 @@ def test_act_options_change_how_a_trained_policy_acts_only(reach_data, tmp_path,
     assert json.loads(capsys.readouterr().out)["act_options"] == {"action_horizon": 2}
     with pytest.raises(ConfigError, match="no act option 'lr'; its act options: action_horizon, inference_steps"):
         load_agent(run, act_options={"lr": 1.0})
-    with pytest.raises(ConfigError, match="action_horizon must be between 1 and"):
+    with pytest.raises(ConfigError, match="act options {'action_horizon': 99}: .*action_horizon must be between 1 and"):
         load_agent(run, act_options={"action_horizon": 99})
     assert app(["evaluate", "--run", str(run), "--act", "a.b=1"]) == 2
     assert "act options are plain keys" in capsys.readouterr().err
+    assert app(["evaluate", "--run", str(run), "--act", "action_horizon"]) == 2
+    assert "expected KEY=VALUE, e.g. --act action_horizon=4" in capsys.readouterr().err
     bc = tmp_path / "bc"
     Trainer(RunSpec(task="point_reach", encoder="state", method="bc", method_config=TINY["bc"],
                     train=TrainConfig(steps=5, log_every=5)), reach_data, bc, progress=False).run()

@@ -38,6 +38,9 @@ def act_options(items: list[str]) -> dict[str, object]:
     from vfmbench.utils.config import apply_overrides
     from vfmbench.utils.errors import ConfigError
 
+    bad = next((item for item in items if "=" not in item), None)
+    if bad is not None:
+        raise ConfigError(f"--act {bad!r}: expected KEY=VALUE, e.g. --act action_horizon=4")
     out = apply_overrides({}, items, source="--act")
     nested = [k for k, v in out.items() if isinstance(v, dict)]
     if nested:

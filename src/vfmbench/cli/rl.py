@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = rl.add_parser("train", help="train an agent online (resumable: rerun the same command to continue)",
                       description="Train into --out; --frames is the target, so rerunning the command continues "
                                   "a stopped run. Config keys: agent_config.* (lr, batch_size, nstep, ...), "
-                                  "task_config.*, eval_every_frames, eval_episodes, checkpoint_every_frames "
-                                  "(docs/rl.md).",
+                                  "task_config.*, mask_options.* (the --mask wrapper's options, e.g. dilate, "
+                                  "fill; vfmbench tasks wrappers), eval_every_frames, eval_episodes, "
+                                  "checkpoint_every_frames (docs/rl.md).",
                       epilog=example("vfmbench rl train --task dmc_cartpole_swingup --agent drqv2 --frames 100000 "
                                      "--set agent_config.batch_size=128 --out runs/cartpole"))
     t.add_argument("--task", required=True, help="task name (vfmbench tasks list), e.g. dmc_walker_walk")

@@ -88,6 +88,9 @@ class TrainConfig:
         resolve_device(self.device, available=False)  # a clear error for names that are no device
         if self.compile_mode not in COMPILE_MODES:
             raise ConfigError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+        if self.compile_mode != "default" and not self.compile:
+            raise ConfigError(f"train.compile_mode {self.compile_mode!r} applies only when compiling: "
+                              "also set train.compile=true")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
@@ -481,7 +484,12 @@ def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu"
             raise ConfigError(f"method {spec.method!r} has no act option {', '.join(map(repr, unknown))}; its act "
                               f"options: {', '.join(allowed) or 'none'} (the rest of method_config is fixed by training)")
         spec = dataclasses.replace(spec, method_config={**spec.method_config, **act_options})
-    agent = build_agent(spec, TaskSpaces.from_description(record["task"], source=str(run_dir / "config.json")))
+    try:
+        agent = build_agent(spec, TaskSpaces.from_description(record["task"], source=str(run_dir / "config.json")))
+    except ConfigError as exc:
+        if not act_options:
+            raise
+        raise ConfigError(f"act options {act_options}: {exc}") from None
     from vfmbench.training.frozen_run import check_step
 
     check_step(run_dir, step)  # names the steps the run has
