@@ -342,6 +342,10 @@ def test_wrapper_options_are_checked():
         make_task("fetch_push", wrappers=[{"name": "samg", "options": {"segmenter": "sam_vit_x"}}])
     with pytest.raises(ConfigError, match="unknown segmenter options"):
         make_task("fetch_push", wrappers=[{"name": "samg", "options": {"options": {"colour": 1}}}])
+    from vfmbench.masking.segmenters import SegmenterConfig
+
+    with pytest.raises(ConfigError, match="SAM attention must be one of auto, eager, flex, concat; got 'fast'"):
+        SegmenterConfig(attention="fast").validate()
 
 
 def test_samg_wrapper_segments_with_a_tiny_sam(tmp_path, fetch_frames):

@@ -11,6 +11,7 @@ from vfmbench.encoders._registry import (
     encoder_label,
     get_encoder_spec,
     installed_encoders,
+    with_installed_encoders,
     list_encoders,
     register_encoder,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "encoder_label",
     "get_encoder_spec",
     "installed_encoders",
+    "with_installed_encoders",
     "list_encoders",
     "register_encoder",
 ]

@@ -130,6 +130,12 @@ def installed_encoders() -> list[str]:
             and s.weights_status() == "installed"]
 
 
+def with_installed_encoders(names: list[str]) -> list[str]:
+    """`names` followed by the installed pretrained entries not among them (`installed_encoders`):
+    the encoder axis of a grid or demo with ``include_installed``."""
+    return list(names) + [n for n in installed_encoders() if n not in names]
+
+
 def check_encoder_options(name: str, options: dict[str, Any]) -> None:
     """`ConfigError` when `options` has a key encoder `name` does not take (`create_encoder` checks
     this; configs call it before any work). Values are checked when the encoder is built."""

@@ -91,9 +91,9 @@ class DemoConfig:
             if spec.weights is not None and spec.weights_status() != "installed":
                 raise ConfigError(f"encoder {name!r} needs its pretrained weights ({spec.weights_status()}): "
                                   f"{spec.weights.fetch_command}, or leave it out with --set encoders=[...]")
-        from vfmbench.encoders import check_encoder_options, installed_encoders
+        from vfmbench.encoders import check_encoder_options, with_installed_encoders
 
-        in_grid = self.encoders + [n for n in installed_encoders() if self.include_installed and n not in self.encoders]
+        in_grid = with_installed_encoders(self.encoders) if self.include_installed else list(self.encoders)
         for name in list(self.encoder_options):
             if name not in in_grid and self.encoder_options[name] == DEFAULT_ENCODER_OPTIONS.get(name):
                 del self.encoder_options[name]  # the default options of an encoder the user left out

@@ -202,9 +202,9 @@ class GridSpec:
         """The encoder axis, with installed foundation encoders when `include_installed`."""
         names = list(self.axes.encoders)
         if self.include_installed and self.kind == "offline":
-            from vfmbench.encoders import installed_encoders
+            from vfmbench.encoders import with_installed_encoders
 
-            names += [n for n in installed_encoders() if n not in names]
+            names = with_installed_encoders(names)
         return names
 
 

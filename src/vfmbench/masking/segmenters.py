@@ -54,8 +54,9 @@ class SegmenterConfig:
     def validate(self) -> None:
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"segmenter dtype must be float32 or bfloat16, got {self.dtype!r}")
-        if self.attention not in ("eager", "auto", "flex", "concat"):  # vfmbench.encoders.sam_attention.ATTENTION_MODES
-            raise ConfigError(f"segmenter attention must be eager, auto, flex or concat, got {self.attention!r}")
+        from vfmbench.encoders.sam_attention import check_attention_mode
+
+        check_attention_mode(self.attention)
         if self.batch_size < 1 or self.persam_steps < 1:
             raise ConfigError("segmenter batch_size and persam_steps must be at least 1")
 
