@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encoders import matmul_tflops, sig  # noqa: E402  (benchmarks/encoders.py)
 
 from vfmbench.masking.quality import episode_frames, iou  # noqa: E402
-from vfmbench.encoders.sam_attention import ATTENTION_MODES, sam_attention_mode, set_sam_attention  # noqa: E402
+from vfmbench.encoders.sam_attention import ATTENTION_MODES, DEFAULT_ATTENTION, sam_attention_mode, set_sam_attention  # noqa: E402
 from vfmbench.masking.segmenters import build_segmenter  # noqa: E402
 
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
-    p.add_argument("--attention", default="eager", choices=ATTENTION_MODES,
+    p.add_argument("--attention", default=DEFAULT_ATTENTION, choices=ATTENTION_MODES,
                    help="SAM's image-encoder attention path (the segmenter option attention)")
     p.add_argument("--random-weights", action="store_true", help="random weights (else the installed ones)")
     p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")

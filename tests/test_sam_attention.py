@@ -20,7 +20,8 @@ pytest.importorskip("transformers")
 from vfmbench.encoders import create_encoder  # noqa: E402
 from vfmbench.encoders import sam_attention  # noqa: E402
 from vfmbench.encoders.sam import SAM_ARCHS, SamArch, SamEncoder  # noqa: E402
-from vfmbench.encoders.sam_attention import SamFlexAttention, sam_attention_mode, set_sam_attention  # noqa: E402
+from vfmbench.encoders.sam_attention import DEFAULT_ATTENTION, SamFlexAttention, sam_attention_mode, set_sam_attention  # noqa: E402
+from vfmbench.masking.segmenters import SegmenterConfig  # noqa: E402
 from vfmbench.utils.errors import ConfigError  # noqa: E402
 
 # 128 x 128 input: an 8 x 8 grid; layers 0 and 2 windowed (windows of 3, so the grid is padded to 9),
@@ -158,7 +159,8 @@ def test_switching_modes_keeps_the_parameters():
 def test_attention_option_through_the_registry_and_the_segmenter_model():
     enc = create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="flex")
     assert sam_attention_mode(enc.model) == "flex"
-    assert sam_attention_mode(create_encoder("sam_vit_b", pretrained=False, tiny=True).model) == "eager"
+    assert sam_attention_mode(create_encoder("sam_vit_b", pretrained=False, tiny=True).model) == "concat"
+    assert SegmenterConfig().attention == DEFAULT_ATTENTION == "concat"  # the segmenters' default, kept torch-free
     assert "attention" not in enc.cache_identity()["options"]
     with pytest.raises(ConfigError, match="attention"):
         create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="sdpa")

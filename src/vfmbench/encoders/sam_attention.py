@@ -31,9 +31,9 @@ The ``concat`` path writes the bias as part of the query-key product instead, ex
 
 so `torch.nn.functional.scaled_dot_product_attention` runs on queries and keys of C + H + W
 channels (64 + 64 + 64 for SAM at 1024 input) with scale 1 and the values unchanged (C): no N x N
-tensor and no gathers, at the cost of a query-key product three times as wide. Which fused
-kernel SDPA picks for these widths on a GPU (flash needs equal query and value widths; the
-memory-efficient kernel does not) is not measured yet.
+tensor and no gathers, at the cost of a query-key product three times as wide (flash attention
+needs equal query and value widths, so SDPA takes its memory-efficient kernel). Measured on an
+H200 (docs/encoders.md): the fastest path, and a third of eager's peak memory.
 
 Windowed layers (N = 14 x 14 = 196 tokens per window) keep `transformers`' own module: their bias
 is ``[B * windows, heads, 196, 196]``, about 5% of a global layer's per image, its attention about
@@ -43,10 +43,10 @@ flex kernel there would gain little and add a compilation per window shape.
 Modes (`set_sam_attention`, the ``attention`` option of the SAM encoders and of the promptable
 SAM of the segmenters):
 
-- ``"eager"`` (the default of the encoders and segmenters, the path measured on a GPU):
-  `transformers`' own modules, untouched: the reference.
-- ``"flex"``: `SamFlexAttention` in every global layer, on any device.
-- ``"concat"``: `SamFlexAttention` computing the bias by concatenation (above), on any device.
+- ``"concat"`` (the default of the encoders and segmenters): `SamFlexAttention` computing the
+  bias by concatenation (above), on any device.
+- ``"eager"``: `transformers`' own modules, untouched: the reference.
+- ``"flex"``: `SamFlexAttention` in every global layer, on any device (slower than eager on an H200).
 - ``"auto"``: `SamFlexAttention` in every global
   layer, which runs flex_attention when its input is on CUDA (and the head dimension is at least
   16, the smallest the fused kernel takes) and otherwise SDPA with the materialised bias, the
@@ -70,6 +70,7 @@ from torch import nn
 from vfmbench.utils.errors import ConfigError
 
 ATTENTION_MODES = ("auto", "eager", "flex", "concat")
+DEFAULT_ATTENTION = "concat"  # the fastest path measured on an H200 (docs/encoders.md)
 MIN_FLEX_HEAD_DIM = 16  # the fused flex_attention kernel's smallest head dimension
 
 _compiled_flex: Callable[..., torch.Tensor] | None = None

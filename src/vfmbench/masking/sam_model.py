@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from vfmbench.encoders._hf import hub_state_dict, transformers
 from vfmbench.encoders.base import Preprocessing, apply_preprocessing, seeded
 from vfmbench.encoders.sam import SAM_ARCHS, SAM_PIXEL_MEAN, SAM_PIXEL_STD, SamArch, convert_segment_anything
-from vfmbench.encoders.sam_attention import set_sam_attention
+from vfmbench.encoders.sam_attention import DEFAULT_ATTENTION, set_sam_attention
 from vfmbench.weights import StateDict, WeightsLocation, load_checkpoint_into, not_the_format, rename
 
 # segment-anything prompt-encoder / mask-decoder keys -> transformers SamModel keys
@@ -96,11 +96,11 @@ class Decoded:
 
 class PromptableSam(torch.nn.Module):
     """SAM ViT-B/L/H with its prompt encoder and mask decoder (`transformers` ``SamModel``).
-    ``attention``: the image encoder's global-attention path, "auto", "eager", "flex" or "concat", as the
+    ``attention``: the image encoder's global-attention path, "concat" (default), "eager", "auto" or "flex", as the
     SAM encoders' option (`vfmbench.encoders.sam_attention`)."""
 
     def __init__(self, arch: SamArch, decoder: DecoderArch, *, seed: int = 0, weights: WeightsLocation | None = None,
-                 attention: str = "eager"):
+                 attention: str = DEFAULT_ATTENTION):
         super().__init__()
         hf = transformers()
         self.arch, self.decoder_arch = arch, decoder
@@ -182,7 +182,7 @@ class PromptableSam(torch.nn.Module):
 
 
 def build_promptable_sam(arch_name: str, weights: WeightsLocation | None, *, seed: int = 0,
-                         tiny: bool = False, attention: str = "eager") -> PromptableSam:
+                         tiny: bool = False, attention: str = DEFAULT_ATTENTION) -> PromptableSam:
     """SAM of size `arch_name` ("vit_b", "vit_l", "vit_h"); `weights` None gives random weights;
     ``tiny`` (tests) the toy sizes of `SamArch.tiny` and `DecoderArch.tiny`; ``attention`` the image
     encoder's global-attention path ("auto", "eager", "flex", "concat")."""

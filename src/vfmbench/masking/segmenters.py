@@ -31,7 +31,7 @@ class SegmenterConfig:
     random weights (tests, benchmarks); `sam_weights` / `dino_weights` a file of one's own;
     `dino` the DINOv2 encoder entry; `device` "auto" (CUDA when available), "cpu", "cuda", ...;
     `dtype` of the models ("float32" or "bfloat16"); `attention` SAM's image-encoder attention path
-    ("eager", "auto", "flex", "concat": `vfmbench.encoders.sam_attention`); ablation switches and PerSAM settings as in
+    ("concat", the default, "eager", "auto", "flex": `vfmbench.encoders.sam_attention`); ablation switches and PerSAM settings as in
     `SamGOptions`; `tiny` (tests only): toy model sizes."""
 
     reference: str | None = None
@@ -41,7 +41,7 @@ class SegmenterConfig:
     dino_weights: str | None = None
     device: str = "auto"
     dtype: str = "float32"
-    attention: str = "eager"
+    attention: str = "concat"  # sam_attention.DEFAULT_ATTENTION (this module imports no torch; a test checks)
     use_dino: bool = True
     extra_points: bool = True
     refine: bool = True
