@@ -262,6 +262,16 @@ def test_training_resumes_with_its_buffer_and_reports_a_lost_one(tmp_path):
     assert "missing" in lost.replay_lost[0]["reason"] or "unreadable" in lost.replay_lost[0]["reason"]
 
 
+def test_mask_options_name_the_column():
+    """Runs masked with different options (e.g. dilated) never share a column of the return table."""
+    from vfmbench.rl.job import method_label
+
+    assert method_label("drqv2", "conv", "conv", "oracle") == "DrQ-v2 + SAM-G (oracle)"
+    assert method_label("drqv2", "conv", "conv", "oracle", {"fill": 128, "dilate": 2}) == \
+        "DrQ-v2 + SAM-G (oracle, dilate=2, fill=128)"
+    assert method_label("pieg", "dinov2_vits14", "dinov2_vits14 (random)", None) == "PIE-G [dinov2_vits14 (random)]"
+
+
 def test_dmc_pixels_train_resume_and_evaluate(tmp_path):
     """A real DMControl pixel run: DrQ-v2 on dmc_cartpole_balance, stopped and resumed."""
     from vfmbench.rl.job import evaluate_run, return_table, record_for_run
@@ -270,7 +280,7 @@ def test_dmc_pixels_train_resume_and_evaluate(tmp_path):
     cfg = AgentConfig(batch_size=8, hidden_dim=32, feature_dim=16, seed_frames=20, explore_frames=20,
                       replay_capacity=500)
     spec = RLRunSpec(task="dmc_cartpole_balance", frames=40, device="cpu", agent_config=cfg, mask="oracle",
-                     task_config=TaskConfig(max_episode_steps=10), eval_every_frames=0, eval_episodes=2, eval_envs=2,
+                     mask_options={"dilate": 1}, task_config=TaskConfig(max_episode_steps=10), eval_every_frames=0, eval_episodes=2, eval_envs=2,
                      checkpoint_every_frames=20)
     first = RLTrainer(spec, tmp_path, progress=False).run()
     assert first.frames == 40 and first.updates > 0
@@ -280,7 +290,7 @@ def test_dmc_pixels_train_resume_and_evaluate(tmp_path):
     results = evaluate_run(tmp_path, ["none", "color_hard"], episodes=2, envs=2)
     assert [r.shift for r in results] == ["none", "color_hard"] and all(len(r.returns) == 2 for r in results)
     table = return_table([record_for_run(tmp_path, ["none", "color_hard"], episodes=2, envs=2)])
-    assert list(table) == ["none", "color_hard"] and "DrQ-v2 + SAM-G (oracle)" in table["none"][0]
+    assert list(table) == ["none", "color_hard"] and "DrQ-v2 + SAM-G (oracle, dilate=1)" in table["none"][0]
 
 
 # -- learning tests ------------------------------------------------------------------------------

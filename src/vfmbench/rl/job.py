@@ -87,22 +87,24 @@ class RLRunRecord:
 
     @property
     def method(self) -> str:
-        return method_label(self.agent, self.train.encoder, self.encoder_label, self.mask)
+        return method_label(self.agent, self.train.encoder, self.encoder_label, self.mask, self.train.mask_options)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def method_label(agent: str, encoder: str, label: str, mask: str | None) -> str:
+def method_label(agent: str, encoder: str, label: str, mask: str | None,
+                 mask_options: dict[str, Any] | None = None) -> str:
     """The column name of a run: ``DrQ-v2``, ``PIE-G``, ``PIE-G [dinov2_vits14]``, ``... + SAM-G
-    (oracle)``; random-weight encoders keep their ``(random)`` tag."""
+    (oracle)``, ``... + SAM-G (oracle, dilate=2)``: random-weight encoders keep their ``(random)``
+    tag and the mask's options are named, so runs masked differently never share a column."""
     name = {"drqv2": "DrQ-v2", "pieg": "PIE-G"}[agent]
     if encoder == "state":
         name += " [state]"
     elif agent == "pieg" and label != "imagenet_resnet18":
         name += f" [{label}]"
     if mask:
-        name += f" + SAM-G ({mask})"
+        name += f" + SAM-G ({', '.join([mask, *[f'{k}={v}' for k, v in sorted((mask_options or {}).items())]])})"
     return name
 
 

@@ -89,6 +89,7 @@ class RLTrainRecord:
     train_returns: list[float] = field(default_factory=list)  # the last 20 training episodes
     replay_lost: list[dict[str, Any]] = field(default_factory=list)
     sessions: int = 1
+    mask_options: dict[str, Any] = field(default_factory=dict)  # the mask wrapper's options (e.g. dilate)
 
     @property
     def last_eval(self) -> ReturnStat | None:
@@ -352,7 +353,8 @@ class RLTrainer:
             frames_per_second=round((s["frame"] - frame_start) / elapsed, 1), device=str(self.device),
             complete=s["frame"] >= spec.frames,
             evals=[e if isinstance(e, ReturnStat) else from_dict(ReturnStat, e, "evals") for e in s["evals"]],
-            train_returns=list(s["returns"]), replay_lost=list(s["replay_lost"]), sessions=s["sessions"])
+            train_returns=list(s["returns"]), replay_lost=list(s["replay_lost"]), sessions=s["sessions"],
+            mask_options=dict(spec.mask_options))
         write_json_atomic(self.out / "result.json", asdict(record))
         return record
 
