@@ -326,3 +326,41 @@ def test_evaluating_a_finished_run_on_its_training_seeds_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="seeds of the training episodes"):
         run_job(job_for_run(tmp_path / "r", EvalSpec(episodes=3, envs=1, seed=999_999)))
+
+
+def test_a_stopped_run_is_evaluated_at_its_latest_checkpoint(tmp_path, monkeypatch, capsys, caplog):
+    """Training killed after its step-20 checkpoint (no result.json): evaluate and robustness use
+    that checkpoint and say so; a folder without checkpoints is still refused."""
+    from toy_tasks import collect_point_reach
+
+    from vfmbench.experiments import job_for_run
+
+    register_point_reach()
+    ds = collect_point_reach(tmp_path / "data", 4)
+    batch, calls = Trainer._batch, []
+
+    def killed_at_30(self, *args):
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return batch(self, *args)
+
+    monkeypatch.setattr(Trainer, "_batch", killed_at_30)
+    run = RunSpec(task="point_reach", encoder="state", train=TrainConfig(steps=40, checkpoint_every=20))
+    with pytest.raises(KeyboardInterrupt):
+        run_job(JobSpec(run=run, out=str(tmp_path / "r"), dataset=str(ds.root), eval=EvalSpec(episodes=0)))
+    assert not (tmp_path / "r" / "result.json").exists()
+    capsys.readouterr()
+    assert app(["evaluate", "--run", str(tmp_path / "r"), "--episodes", "2", "--envs", "1", "--json",
+                "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "training stopped at step 20 of 40" in caplog.text
+    assert json.loads(out.out)["episodes"] == 2
+    record = run_job(job_for_run(tmp_path / "r", EvalSpec(episodes=2, envs=1)))
+    assert (record.train.steps, record.train.encoder_label, record.train.evals) == (20, "state", [])
+    for ckpt in list_checkpoints(tmp_path / "r"):
+        for f in ckpt.iterdir():
+            f.unlink()
+        ckpt.rmdir()
+    assert app(["evaluate", "--run", str(tmp_path / "r"), "--episodes", "2", "--no-progress"]) == 2
+    assert "has not finished training" in capsys.readouterr().err

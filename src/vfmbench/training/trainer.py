@@ -13,6 +13,7 @@ checkpoint; a finished run is returned as it is.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -49,6 +50,7 @@ from vfmbench.utils.seeding import seed_everything
 if TYPE_CHECKING:  # the trainer only reads the results its evaluation callback returns
     from vfmbench.evaluation.rollout import EvalResult
 
+log = logging.getLogger(__name__)
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
@@ -458,12 +460,32 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def read_train_record(run_dir: str | Path) -> TrainRecord:
-    """The `TrainRecord` of a finished run (its ``result.json``)."""
+def read_train_record(run_dir: str | Path, unfinished: bool = False) -> TrainRecord:
+    """The `TrainRecord` of a finished run (its ``result.json``). With `unfinished`, a run whose
+    training stopped early (killed, out of time: checkpoints but no ``result.json``) gets a record
+    of its latest checkpoint instead (`steps` = that checkpoint's step; its evaluations and training
+    time so far), with a warning; a run without checkpoints raises `VfmbenchError` either way."""
     path = Path(run_dir) / "result.json"
-    if not path.exists():
+    if path.exists():
+        return from_dict(TrainRecord, read_json(path), source=str(path))
+    ckpts = list_checkpoints(Path(run_dir)) if unfinished else []
+    if not ckpts:
         raise VfmbenchError(f"{run_dir} has not finished training (no result.json); rerun its train command")
-    return from_dict(TrainRecord, read_json(path), source=str(path))
+    state = read_json(ckpts[-1] / "state.json")
+    agent, config = load_agent(run_dir)
+    spec = from_dict(RunSpec, _with_train_defaults(config["spec"]), source=str(Path(run_dir) / "config.json"))
+    evals = [EvalPoint(**e) for e in state.get("evals", [])]
+    best = sorted((e.success_rate for e in evals), reverse=True)[: spec.train.best_k]
+    log.warning("%s: training stopped at step %d of %d (no result.json); using that checkpoint, the latest. "
+                "Rerun its train command to finish it", run_dir, state["step"], spec.train.steps)
+    return TrainRecord(
+        schema=TRAIN_SCHEMA, encoder_label=encoder_label(agent.encoder, spec.encoder_options),
+        pretrained=bool(agent.encoder.pretrained), goal_conditioned=agent.policy.dims.goal_conditioned,
+        steps=int(state["step"]), batch_size=agent.policy.config.batch_size,
+        augment=spec.train.augment if agent.encoder.trainable else "cached", evals=evals, best_k=spec.train.best_k,
+        best_k_mean_success=float(np.mean(best)) if best else None,
+        train_seconds=round(float(state.get("train_seconds", 0.0)), 2), prepare_seconds=0.0,
+        device=spec.train.device, precision=spec.train.precision, compiled=spec.train.compile)
 
 
 def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu",
