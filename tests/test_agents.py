@@ -142,3 +142,28 @@ def test_sampling_policies_are_repeatable_and_paired_under_shifts_they_do_not_se
         assert shifted.returns == first.returns
     report = evaluate_shifts(agent, "fetch_reach", cfg, ["distractor"], episodes=3, n_envs=3, progress=False)
     assert report.results[1].drop == 0.0 and report.results[1].drop_se == 0.0
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("task", ["fetch_reach", "dmc_cartpole_balance"])
+def test_evaluation_envs_kept_for_the_next_job_give_the_episodes_of_new_ones(task):
+    """A job's evaluation environments are reused by the next job of the process (same task and
+    config): after other episodes, a pixel policy sees the same episodes as on new instances."""
+    from vfmbench.evaluation import evaluate
+    from vfmbench.experiments.job import _eval_envs
+    from vfmbench.tasks import TaskConfig, make_task
+
+    cfg = TaskConfig(resolution=32, max_episode_steps=6, reward="dense" if task.startswith("fetch") else None)
+    with make_task(task, cfg) as env:
+        spaces = env.spaces
+    torch.manual_seed(0)
+    agent = make_agent("e2e_cnn", "bc", spaces).eval()  # random weights: actions that depend on every pixel
+    envs = _eval_envs(task, cfg, 2)
+    evaluate(agent, task, cfg, episodes=3, seed=7, envs=envs, progress=False)  # other episodes first
+    again = _eval_envs(task, cfg, 2)
+    assert again[0] is envs[0] and again[1] is envs[1]
+    reused = evaluate(agent, task, cfg, episodes=2, seed=1000, envs=again, progress=False)
+    fresh = evaluate(agent, task, cfg, episodes=2, seed=1000, n_envs=2, progress=False)
+    assert reused.returns == fresh.returns and reused.successes == fresh.successes
+    assert len(set(reused.returns)) == 2  # continuous returns, different per episode
+    assert _eval_envs(task, TaskConfig(resolution=24, max_episode_steps=6), 1)[0] is not envs[0]  # another config

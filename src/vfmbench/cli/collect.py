@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-failures", action="store_true", default=None, help="keep episodes the expert failed")
     p.add_argument("--action-noise", type=float,
                    help="std of Gaussian noise added to executed expert actions (DART; default: 0, or the config's)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes running episodes side by side (default: 1; the dataset is the same for any number)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from vfmbench.masking.wiring import add_mask_args
 
@@ -61,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     with_options(data, source, task=args.task, episodes=args.episodes, seed=args.seed,
                  keep_failures=args.keep_failures, action_noise=args.action_noise)
     cfg = from_dict(CollectConfig, {**data, "task_config": task_cfg}, source)
-    ds = collect(cfg, args.out, progress=not args.no_progress)
+    ds = collect(cfg, args.out, progress=not args.no_progress, workers=args.workers)
     rate = ds.manifest.get("expert_success_rate")
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.n_frames} frames"
           + (f", expert success {rate:.2f}" if rate is not None else ""))
@@ -78,6 +80,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     unsupported = [flag for flag, given in (("--resolution", args.resolution is not None),
                                             ("--goal-conditioned", args.goal_conditioned), ("--masks", args.masks),
                                             ("--keep-failures", args.keep_failures), ("--mask", bool(args.mask)),
+                                            ("--workers", args.workers != 1),
                                             ("--config/--set", bool(args.config or args.overrides))) if given]
     if unsupported:
         raise ConfigError(f"collect --expert records the run's own task settings; {', '.join(unsupported)} "

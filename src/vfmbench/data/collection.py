@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import platform
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,14 +51,18 @@ class CollectConfig:
         self.task_config.validate()
 
 
-def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> EpisodeDataset:
+def collect(config: CollectConfig, out: str | Path, progress: bool = True, workers: int = 1) -> EpisodeDataset:
     """Run the task's scripted expert and write `config.episodes` episodes to `out`.
 
     Each finished episode is committed at once, so an interrupted collect leaves a readable
     dataset of the finished ones; running the same call again resumes it, and asking for more
     episodes than a finished dataset holds extends it. The settings are checked before anything
     is created on disk; file paths in them (a video shift's sources) are stored absolute.
+    `workers` > 1 runs the episodes in that many processes (each with its own task instance; the
+    dataset is the same as with one: episodes are written in seed order).
     """
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     import vfmbench
 
     config.validate()
@@ -86,20 +94,23 @@ def collect(config: CollectConfig, out: str | Path, progress: bool = True) -> Ep
         attempts = int(writer.manifest.get("attempts", 0))
         max_attempts = 2 * config.episodes + 10
         bar = tqdm(total=config.episodes, initial=done, desc=f"collect {config.task}", unit="ep", disable=not progress)
-        while writer.num_episodes < config.episodes:
-            if attempts >= max_attempts:
-                raise DatasetError(
-                    f"the {config.task} expert succeeded in only {writer.num_episodes} of {attempts} episodes; "
-                    f"check the task configuration (or pass keep_failures) — {out} keeps what was collected"
-                )
-            seed = config.seed + attempts
-            attempts += 1
-            frames, per_episode, success = _run_expert_episode(task, seed, config.action_noise)
-            writer.manifest["attempts"] = attempts
-            if success or config.keep_failures:
-                writer.append(frames, per_episode, {"seed": seed, "success": success})
-                bar.update(1)
-        bar.close()
+        episodes = _expert_episodes(config.task, task_config, task, config.seed + attempts, config.action_noise, workers)
+        try:
+            while writer.num_episodes < config.episodes:
+                if attempts >= max_attempts:
+                    raise DatasetError(
+                        f"the {config.task} expert succeeded in only {writer.num_episodes} of {attempts} episodes; "
+                        f"check the task configuration (or pass keep_failures) — {out} keeps what was collected"
+                    )
+                seed, (frames, per_episode, success) = next(episodes)
+                attempts += 1
+                writer.manifest["attempts"] = attempts
+                if success or config.keep_failures:
+                    writer.append(frames, per_episode, {"seed": seed, "success": success})
+                    bar.update(1)
+        finally:
+            episodes.close()
+            bar.close()
         successes = sum(e["success"] for e in writer.manifest["episodes"])
         return writer.finalize({"attempts": attempts, "expert_success_rate": successes / attempts})
 
@@ -122,9 +133,47 @@ def absolute_paths(task_config: TaskConfig) -> TaskConfig:
     return replace(task_config, shift_options=shift_options, wrappers=wrappers)
 
 
-def _run_expert_episode(task, seed: int, noise: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]:
+Episode = tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool]  # frames, per-episode arrays, success
+
+
+def _run_expert_episode(task, seed: int, noise: float = 0.0) -> Episode:
     frames, per_episode, success, _ = record_episode(task, seed, lambda obs: task.expert_action(), noise)
     return frames, per_episode, success
+
+
+def _expert_episodes(name: str, task_config: TaskConfig, task: Any, first_seed: int, noise: float,
+                     workers: int) -> Iterator[tuple[int, Episode]]:
+    """The expert's episodes of seeds ``first_seed, first_seed + 1, ...``, in that order: run by
+    `task` here, or with `workers` > 1 by that many spawned processes, a few seeds ahead."""
+    if workers == 1:
+        seed = first_seed
+        while True:
+            yield seed, _run_expert_episode(task, seed, noise)
+            seed += 1
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(name, task_config))
+    pending: deque[tuple[int, Future]] = deque()
+    seed = first_seed
+    try:
+        while True:
+            while len(pending) < 2 * workers:
+                pending.append((seed, pool.submit(_worker_episode, seed, noise)))
+                seed += 1
+            done_seed, future = pending.popleft()
+            yield done_seed, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER_TASK: list[Any] = []  # a collection worker's own task instance
+
+
+def _start_worker(name: str, task_config: TaskConfig) -> None:
+    _WORKER_TASK.append(make_task(name, task_config))
+
+
+def _worker_episode(seed: int, noise: float) -> Episode:
+    return _run_expert_episode(_WORKER_TASK[0], seed, noise)
 
 
 def record_episode(task, seed: int, act, noise: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], bool, float]:

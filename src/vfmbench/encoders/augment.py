@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vfmbench.encoders.base import Encoder
@@ -44,12 +43,17 @@ class RandomShift(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.pad == 0:
             return x
-        b, h, w, _ = x.shape
+        b, h, w, c = x.shape
         p = self.pad
-        padded = F.pad(x.permute(0, 3, 1, 2).float(), (p, p, p, p), mode="replicate").permute(0, 2, 3, 1)
         top = torch.randint(0, 2 * p + 1, (b,), device=x.device)
         left = torch.randint(0, 2 * p + 1, (b,), device=x.device)
-        return _gather_crops(padded, top, left, h, w).to(torch.uint8)
+        # pad by replicating the borders (uint8 index_select: no float round trip), then take each
+        # image's window through a strided view of all (2p+1)^2 windows: one gather for the batch
+        padded = x.index_select(1, torch.arange(-p, h + p, device=x.device).clamp_(0, h - 1))
+        padded = padded.index_select(2, torch.arange(-p, w + p, device=x.device).clamp_(0, w - 1))
+        sb, sh, sw, sc = padded.stride()
+        windows = padded.as_strided((b, 2 * p + 1, 2 * p + 1, h, w, c), (sb, sh, sw, sh, sw, sc))
+        return windows[torch.arange(b, device=x.device), top, left]
 
 
 class RandomCrop(nn.Module):

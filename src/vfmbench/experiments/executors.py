@@ -335,7 +335,8 @@ def run_sweep(grid: GridSpec, out: str | Path, index: RunsIndex, executor: Execu
     check_available(grid)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "grid.json", dataclasses.asdict(grid))
-    frames = prepare_data(grid, out, progress=progress, log=log)
+    # the data is collected here with as many processes as the executor runs jobs on this machine
+    frames = prepare_data(grid, out, progress=progress, log=log, workers=min(executor.slots, os.cpu_count() or 1))
     jobs = expand(grid, out, frames)
     hashes = [j.spec_hash for j in jobs]
     index.add(jobs)

@@ -336,9 +336,11 @@ def dataset_path(grid: GridSpec, out: Path, task: str, mask: str = "none") -> Pa
     return base if mask == "none" else base.with_name(f"{base.name}.mask-{mask}")
 
 
-def prepare_data(grid: GridSpec, out: Path, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, int]:
+def prepare_data(grid: GridSpec, out: Path, progress: bool = True, log: Callable[[str], None] = print,
+                 workers: int = 1) -> dict[str, int]:
     """Collect (resumably) each task's expert data and its masked copies; returns task -> frames.
-    Runs in the sweep's own process (datasets are shared by every job of their task)."""
+    Runs from the sweep's own process (datasets are shared by every job of their task), the
+    episodes in `workers` processes."""
     from vfmbench.data.collection import CollectConfig, collect, open_dataset
     from vfmbench.masking.wiring import masked_dataset
 
@@ -352,7 +354,7 @@ def prepare_data(grid: GridSpec, out: Path, progress: bool = True, log: Callable
         else:
             d = grid.dataset
             ds = collect(CollectConfig(task=task, episodes=d.episodes, seed=d.seed, action_noise=d.action_noise,
-                                       task_config=d.task_config), path, progress=progress)
+                                       task_config=d.task_config), path, progress=progress, workers=workers)
             log(f"[sweep] {task}: {ds.num_episodes} expert episodes, {ds.n_frames} frames "
                 f"(expert success {ds.manifest.get('expert_success_rate', 1.0):.2f})")
         frames[task] = ds.n_frames
