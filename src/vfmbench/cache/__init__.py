@@ -6,7 +6,8 @@ content fingerprint, which array (pixels or goal_pixels), the output kind (poole
 spatial) and the compute precision. Change any of them and the cache misses.
 
 Entries are computed in a temporary folder ``.tmp-<key>-<pid>-<ns>`` and renamed into place
-only when complete, so a crash never leaves a partial entry. An interrupted computation keeps
+only when complete, so a crash never leaves a partial entry. A process that needs an entry
+another live process on the machine is computing waits for it instead of computing it again. An interrupted computation keeps
 its temporary folder with a record of the rows done; the next computation of the same key
 (in any process, once the first has ended) takes it over and resumes from there. Temporary
 folders of processes that have ended are removed when they hold nothing to resume, or when
@@ -133,9 +134,28 @@ class EmbeddingCache:
             else:
                 self.stats.hits += 1
                 return result
+        if self._wait_for_other_writer(key, entry):
+            self.stats.hits += 1
+            return self._open(entry, spatial, key, total)
         self.stats.misses += 1
         self._compute(entry, encoder, dataset, array, spatial, batch_size, device, precision, progress)
         return self._open(entry, spatial, key, total)
+
+    def _wait_for_other_writer(self, key: str, entry: Path, poll: float = 1.0) -> bool:
+        """Wait while another live process on this machine computes `key` (a sweep's jobs of one
+        frozen encoder start side by side): True once its entry is complete, False when no one
+        is computing it (any more), so the caller computes it (or resumes what an ended one left)."""
+        waited = False
+        while not (entry / "meta.json").exists():
+            others = [p for p in self.root.glob(f".tmp-{key}-*")
+                      if p.name not in _ACTIVE and _owner_state(p) == "running"]
+            if not others:
+                return False
+            if not waited:
+                log.info("vfmbench: another process (%s) is computing these embeddings; waiting for it", others[0].name)
+                waited = True
+            time.sleep(poll)
+        return True
 
     # -- reading ------------------------------------------------------------------------------
     def _open(self, entry: Path, spatial: bool, key: str, rows: int):

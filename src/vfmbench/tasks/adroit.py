@@ -119,11 +119,10 @@ class AdroitTask(Task):
         self.camera = config.camera or CAMERAS[variant]
         obs, _ = self._env.reset(seed=0)
         self._hand_bodies = self._subtree("forearm")
-        # Rendering cost (software GL): the models ask for a 3024x1680 offscreen buffer and a 4096^2
-        # shadow map. Frames need a buffer of their own size only (same pixels) and a shadow map of
-        # 8 texels per pixel (at 84x84: 1024^2, mean pixel difference 0.3/255): 140 -> 50 ms a frame.
+        # Rendering cost (software GL): the models ask for a 3024x1680 offscreen buffer (the renderer
+        # makes it the frame's size: same pixels) and a 4096^2 shadow map. A shadow map of 8 texels
+        # per pixel (at 84x84: 1024^2, mean pixel difference 0.3/255): 140 -> 50 ms a frame in all.
         vis = self._model.vis
-        vis.global_.offwidth = vis.global_.offheight = config.resolution
         vis.quality.shadowsize = min(int(vis.quality.shadowsize), max(1024, 8 * config.resolution))
         layout = self._layout()
         shift = make_shift(config.shift, config.shift_options, self._model, layout, config.resolution)
