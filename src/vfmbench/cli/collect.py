@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--action-noise", type=float,
                    help="std of Gaussian noise added to executed expert actions (DART; default: 0, or the config's)")
     p.add_argument("--workers", type=int, default=1,
-                   help="processes running episodes side by side (default: 1; the dataset is the same for any number)")
+                   help="processes running episodes side by side (the dataset is the same for any number)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     from vfmbench.masking.wiring import add_mask_args
 
