@@ -32,8 +32,9 @@ The ``concat`` path writes the bias as part of the query-key product instead, ex
 so `torch.nn.functional.scaled_dot_product_attention` runs on queries and keys of C + H + W
 channels (64 + 64 + 64 for SAM at 1024 input) with scale 1 and the values unchanged (C): no N x N
 tensor and no gathers, at the cost of a query-key product three times as wide (flash attention
-needs equal query and value widths, so SDPA takes its memory-efficient kernel). Measured on an
-H200 (docs/encoders.md): the fastest path, and a third of eager's peak memory.
+needs equal query and value widths, so SDPA cannot use it; which kernel it takes instead was not
+recorded). Measured on an H200 (docs/encoders.md): the fastest path, and a third of eager's peak
+memory.
 
 Windowed layers (N = 14 x 14 = 196 tokens per window) keep `transformers`' own module: their bias
 is ``[B * windows, heads, 196, 196]``, about 5% of a global layer's per image, its attention about
