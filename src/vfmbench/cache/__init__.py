@@ -8,8 +8,9 @@ spatial) and the compute precision. Change any of them and the cache misses.
 Entries are computed in a temporary folder ``.tmp-<key>-<pid>-<ns>`` and renamed into place
 only when complete, so a crash never leaves a partial entry. A process that needs an entry
 another live process on the machine is computing waits for it instead of computing it again.
-An interrupted computation keeps its temporary folder with a record of the rows done; the next computation of the same key
-(in any process, once the first has ended) takes it over and resumes from there. Temporary
+An interrupted computation keeps its temporary folder with a record of the rows done; the next
+computation of the same key (in any process, once the first has ended) takes it over and
+resumes from there. Temporary
 folders of processes that have ended are removed when they hold nothing to resume, or when
 they were last written more than `STALE_SECONDS` ago.
 
