@@ -211,7 +211,8 @@ def test_trainable_encoders_are_not_cached(tmp_path):
 
 def test_a_key_another_live_process_computes_is_waited_for_not_computed_again(tmp_path):
     """Two jobs of one frozen encoder start side by side: the second waits for the first's entry;
-    if the first ends without finishing, the second computes it."""
+    if the first's process ends, or lives on after its computation failed (a sweep's pool worker),
+    the second computes the entry itself."""
     import shutil
     import threading
 
@@ -219,23 +220,24 @@ def test_a_key_another_live_process_computes_is_waited_for_not_computed_again(tm
     done = EmbeddingCache(tmp_path / "done")
     expected = done.get_or_compute(enc, ds, batch_size=4, progress=False)
     key = done.key(enc, ds)
-    for finishes in (True, False):
-        root = tmp_path / f"cache_{finishes}"
+    for case in ("finishes", "dies", "fails"):
+        root = tmp_path / f"cache_{case}"
         root.mkdir()
         other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         tmp = root / f".tmp-{key}-{other.pid}-1"
         tmp.mkdir()
-        (tmp / "owner.json").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+        (tmp / "owner.json").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
+                                                    "computing": case != "fails"}))
         cache, out = EmbeddingCache(root), {}
         waiter = threading.Thread(target=lambda: out.update(x=cache.get_or_compute(enc, ds, batch_size=4,
                                                                                      progress=False)))
         waiter.start()
         time.sleep(2.5)
-        assert waiter.is_alive()  # waiting, not computing: no entry of its own yet
-        if finishes:
+        assert waiter.is_alive() == (case != "fails"), case  # waits only for a computation under way
+        if case == "finishes":
             shutil.copytree(tmp_path / "done" / key, root / key)  # the other process's entry lands
         other.kill()
         other.wait()
         waiter.join(30)
         np.testing.assert_array_equal(out["x"], expected)
-        assert (cache.stats.hits, cache.stats.misses) == ((1, 0) if finishes else (0, 1))
+        assert (cache.stats.hits, cache.stats.misses) == ((1, 0) if case == "finishes" else (0, 1)), case

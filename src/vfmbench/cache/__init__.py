@@ -153,7 +153,8 @@ class EmbeddingCache:
             if not others:
                 return False
             if not waited:
-                log.info("vfmbench: another process (%s) is computing these embeddings; waiting for it", others[0].name)
+                log.warning("vfmbench: process %s is computing these embeddings (%s); waiting for it",
+                            others[0].name.split("-")[2], others[0])
                 waited = True
             time.sleep(poll)
         return True
@@ -270,6 +271,7 @@ class EmbeddingCache:
             if out is not None and done > 0:  # keep the rows done for the next run to resume
                 try:
                     _record_progress(tmp, key, done, total)
+                    _write_owner(tmp, computing=False)  # resumable at once, by any process
                     self.stats.interrupted = {"key": key, "done": done, "total": total, "path": str(tmp)}
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -354,9 +356,11 @@ class EmbeddingCache:
         return out
 
 
-def _write_owner(tmp: Path) -> None:
+def _write_owner(tmp: Path, computing: bool = True) -> None:
+    """``owner.json``: this process, its machine, and whether it is computing into `tmp` now (a
+    live process whose computation failed or was interrupted keeps the folder for resuming)."""
     write_json_atomic(tmp / "owner.json", {"pid": os.getpid(), "host": socket.gethostname(),
-                                           "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                                           "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "computing": computing})
 
 
 def _record_progress(tmp: Path, key: str, done: int, total: int) -> None:
@@ -366,7 +370,8 @@ def _record_progress(tmp: Path, key: str, done: int, total: int) -> None:
 def _owner_state(tmp: Path) -> str:
     """"running", "ended" or "unknown" (another machine, or an old name without a pid) for a
     temporary folder ``.tmp-<key>-<pid>-<ns>``; the pid in the name is its owner (taking a folder
-    over renames it), ``owner.json`` says on which machine."""
+    over renames it), ``owner.json`` says on which machine and whether the computation ended
+    while its process lives on."""
     parts = tmp.name.split("-")
     if len(parts) != 4 or not parts[2].isdigit():
         return "unknown"
@@ -377,6 +382,8 @@ def _owner_state(tmp: Path) -> str:
             return "running"  # being taken over at this moment
         if owner["host"] != socket.gethostname():
             return "unknown"
+        if owner.get("computing") is False:
+            return "ended"  # its owner lives on, but this computation failed or was interrupted
     except (OSError, ValueError, KeyError, TypeError):
         pass  # being created, or its record is lost: judge by the pid in the name
     if pid == os.getpid():
