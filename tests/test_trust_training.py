@@ -354,7 +354,7 @@ def test_a_stopped_run_is_evaluated_at_its_latest_checkpoint(tmp_path, monkeypat
     assert app(["evaluate", "--run", str(tmp_path / "r"), "--episodes", "2", "--envs", "1", "--json",
                 "--no-progress"]) == 0
     out = capsys.readouterr()
-    assert "training stopped at step 20 of 40" in caplog.text
+    assert "latest checkpoint is at step 20 of 40; evaluating step 20" in caplog.text
     assert json.loads(out.out)["episodes"] == 2
     record = run_job(job_for_run(tmp_path / "r", EvalSpec(episodes=2, envs=1)))
     assert (record.train.steps, record.train.encoder_label, record.train.evals) == (20, "state", [])
@@ -363,4 +363,4 @@ def test_a_stopped_run_is_evaluated_at_its_latest_checkpoint(tmp_path, monkeypat
             f.unlink()
         ckpt.rmdir()
     assert app(["evaluate", "--run", str(tmp_path / "r"), "--episodes", "2", "--no-progress"]) == 2
-    assert "has not finished training" in capsys.readouterr().err
+    assert "has not finished training (no result.json) and has no checkpoint yet" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         record = run_job(job_for_run(args.run, eval_spec, progress=not args.no_progress))
         assert record.evaluation is not None
         report = RobustnessReport(record.task, record.evaluation.seeds, record.robustness)
-    train = read_train_record(args.run, unfinished=True)
+    train = read_train_record(args.run, unfinished=True, step=args.step, warn=bool(args.mask))  # run_job warned
     doc = {"run": str(args.run), **({"mask": args.mask} if args.mask else {}), **asdict(report)}
     if args.out:
         write_json_atomic(Path(args.out), doc)

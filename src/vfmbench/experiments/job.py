@@ -122,7 +122,7 @@ def run_job(spec: JobSpec) -> RunRecord:
         recorded = from_dict(RunSpec, config["spec"], source=str(out / "config.json"))
         if recorded != run:
             raise VfmbenchError(f"{out} holds another run than the job names; pass its dataset to train it")
-        train_record, trainer_eval = read_train_record(out, unfinished=True), None
+        train_record, trainer_eval = read_train_record(out, unfinished=True, step=ev.step), None
         _check_recorded_dataset_held_out(config, spec)
     task_config = from_dict(TaskConfig, config["task_config"], source=f"{out / 'config.json'} task_config")
     if task_config.shift != "none" and ev.episodes:

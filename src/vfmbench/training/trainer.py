@@ -460,24 +460,29 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def read_train_record(run_dir: str | Path, unfinished: bool = False) -> TrainRecord:
+def read_train_record(run_dir: str | Path, unfinished: bool = False, step: int | None = None,
+                      warn: bool = True) -> TrainRecord:
     """The `TrainRecord` of a finished run (its ``result.json``). With `unfinished`, a run whose
-    training stopped early (killed, out of time: checkpoints but no ``result.json``) gets a record
-    of its latest checkpoint instead (`steps` = that checkpoint's step; its evaluations and training
-    time so far), with a warning; a run without checkpoints raises `VfmbenchError` either way."""
+    training has not finished (stopped early, or still running: checkpoints but no ``result.json``)
+    gets a record of its latest checkpoint instead (`steps` = that checkpoint's step; its
+    evaluations and training time so far) and, with `warn`, a warning naming the checkpoint the
+    caller evaluates (`step`, None: the latest); a run without checkpoints raises `VfmbenchError`."""
     path = Path(run_dir) / "result.json"
     if path.exists():
         return from_dict(TrainRecord, read_json(path), source=str(path))
     ckpts = list_checkpoints(Path(run_dir)) if unfinished else []
     if not ckpts:
-        raise VfmbenchError(f"{run_dir} has not finished training (no result.json); rerun its train command")
+        raise VfmbenchError(f"{run_dir} has not finished training (no result.json)"
+                            + (" and has no checkpoint yet" if unfinished else "") + "; rerun its train command")
     state = read_json(ckpts[-1] / "state.json")
     agent, config = load_agent(run_dir)
     spec = from_dict(RunSpec, _with_train_defaults(config["spec"]), source=str(Path(run_dir) / "config.json"))
     evals = [EvalPoint(**e) for e in state.get("evals", [])]
     best = sorted((e.success_rate for e in evals), reverse=True)[: spec.train.best_k]
-    log.warning("%s: training stopped at step %d of %d (no result.json); using that checkpoint, the latest. "
-                "Rerun its train command to finish it", run_dir, state["step"], spec.train.steps)
+    if warn:
+        log.warning("%s: training has not finished (no result.json: it stopped early or is still running); its "
+                    "latest checkpoint is at step %d of %d; evaluating step %d. Rerun its train command to finish it",
+                    run_dir, state["step"], spec.train.steps, state["step"] if step is None else step)
     return TrainRecord(
         schema=TRAIN_SCHEMA, encoder_label=encoder_label(agent.encoder, spec.encoder_options),
         pretrained=bool(agent.encoder.pretrained), goal_conditioned=agent.policy.dims.goal_conditioned,
