@@ -270,6 +270,11 @@ def test_mask_options_name_the_column():
     assert method_label("drqv2", "conv", "conv", "oracle", {"fill": 128, "dilate": 2}) == \
         "DrQ-v2 + SAM-G (oracle, dilate=2, fill=128)"
     assert method_label("pieg", "dinov2_vits14", "dinov2_vits14 (random)", None) == "PIE-G [dinov2_vits14 (random)]"
+    assert method_label("drqv2", "conv", "conv", "oracle", {"dilate": 0, "fill": 0}) == "DrQ-v2 + SAM-G (oracle)"
+    assert method_label("drqv2", "conv", "conv", "sam_vit_b", {"reference": "refs/dmc_walker_walk.json"}) == \
+        "DrQ-v2 + SAM-G (sam_vit_b)"  # one column for every task's own reference
+    with pytest.raises(ConfigError, match="mask_options .* have no effect without a mask"):
+        RLRunSpec(task="rl_chase", mask_options={"dilate": 2}).validate()
 
 
 def test_dmc_pixels_train_resume_and_evaluate(tmp_path):

@@ -161,6 +161,12 @@ def test_attention_option_through_the_registry_and_the_segmenter_model():
     assert sam_attention_mode(enc.model) == "flex"
     assert sam_attention_mode(create_encoder("sam_vit_b", pretrained=False, tiny=True).model) == "concat"
     assert SegmenterConfig().attention == DEFAULT_ATTENTION == "concat"  # the segmenters' default, kept torch-free
+    from vfmbench.encoders import encoder_label
+
+    default = create_encoder("sam_vit_b", pretrained=False, tiny=True)
+    # an option given at its default value names nothing, so such runs share the default's row
+    assert encoder_label(default, {"tiny": True, "attention": "concat"}) == "sam_vit_b (random, tiny=True)"
+    assert encoder_label(enc, {"tiny": True, "attention": "flex"}) == "sam_vit_b (random, attention=flex, tiny=True)"
     assert "attention" not in enc.cache_identity()["options"]
     with pytest.raises(ConfigError, match="attention"):
         create_encoder("sam_vit_b", pretrained=False, tiny=True, attention="sdpa")

@@ -91,16 +91,16 @@ def _forwarded(fn: Callable[..., Any], varkw: str) -> list[tuple[Callable[..., A
     return calls or None
 
 
-def _keyword_options(fn: Callable[..., Any], positional: int = 0,
-                     given: frozenset[str] = frozenset()) -> frozenset[str] | None:
-    """Keyword options `fn` takes when called with `positional` arguments and the keywords `given`:
-    its parameters that have a default (a ``functools.partial``'s own keywords are settings of the
-    entry, options only where the function has a default for them), and where it passes
-    ``**kwargs`` on, the options of what it passes them to. None when that cannot be read."""
+def _option_defaults(fn: Callable[..., Any], positional: int = 0,
+                     given: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """Keyword options `fn` takes when called with `positional` arguments and the keywords `given`,
+    with their defaults: its parameters that have a default (a ``functools.partial``'s own keywords
+    are settings of the entry, options only where the function has a default for them), and where
+    it passes ``**kwargs`` on, the options of what it passes them to. None when that cannot be read."""
     if isinstance(fn, functools.partial):
-        return _keyword_options(fn.func, positional + len(fn.args), given)
+        return _option_defaults(fn.func, positional + len(fn.args), given)
     params = list(inspect.signature(fn).parameters.values())
-    options = {p.name for i, p in enumerate(params)
+    options = {p.name: p.default for i, p in enumerate(params)
                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty
                and not (p.kind is p.POSITIONAL_OR_KEYWORD and i < positional) and p.name not in given}
     varkw = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
@@ -109,18 +109,18 @@ def _keyword_options(fn: Callable[..., Any], positional: int = 0,
         if calls is None:
             return None
         for callee, n, keywords in calls:
-            inner = _keyword_options(callee, n, keywords)
+            inner = _option_defaults(callee, n, keywords)
             if inner is None:
                 return None
-            options |= inner
-    return frozenset(options - _OWN_ARGUMENTS)
+            options = {**inner, **options}
+    return {k: v for k, v in options.items() if k not in _OWN_ARGUMENTS}
 
 
 def encoder_options(name: str) -> tuple[str, ...] | None:
     """The option names encoder `name` takes (``create_encoder(name, **options)``, a run config's
     ``encoder_options``), sorted; None when its builder does not say (then a wrong option is
     reported when the builder refuses it)."""
-    options = _keyword_options(get_encoder_spec(name).builder)
+    options = _option_defaults(get_encoder_spec(name).builder)
     return None if options is None else tuple(sorted(options))
 
 
@@ -179,9 +179,11 @@ def create_encoder(name: str, pretrained: bool | None = None, input_dim: int | N
 def encoder_label(encoder: Encoder, options: dict[str, Any] | None = None) -> str:
     """Name for tables: pretrained-model entries built with random weights get a ``(random)`` tag,
     and the encoder options a run was given (`options`, e.g. a config's ``encoder_options``) are
-    named, sorted: ``dinov2_vitb14 (random, pooling=mean)``, so that runs of one encoder with
-    different options are never pooled into one row."""
+    named, sorted, unless given at their default value: ``dinov2_vitb14 (random, pooling=mean)``,
+    so that runs of one encoder with different options are never pooled into one row, nor runs
+    of the same settings split into two."""
     spec = ENCODERS.get(encoder.name) if encoder.name in ENCODERS else None
     tags = ["random"] if spec is not None and spec.weights is not None and not encoder.pretrained else []
-    tags += [f"{k}={v}" for k, v in sorted((options or {}).items())]
+    defaults = (_option_defaults(spec.builder) or {}) if spec is not None else {}
+    tags += [f"{k}={v}" for k, v in sorted((options or {}).items()) if k not in defaults or defaults[k] != v]
     return f"{encoder.name} ({', '.join(tags)})" if tags else encoder.name

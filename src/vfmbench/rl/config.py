@@ -135,6 +135,9 @@ class RLRunSpec:
             raise ConfigError(f"checkpoint_every_frames must be positive, got {self.checkpoint_every_frames}")
         if self.mask is not None and self.task_config.wrappers:
             raise ConfigError("give masking either as mask or as task_config.wrappers, not both")
+        if self.mask_options and self.mask is None:
+            raise ConfigError(f"mask_options {self.mask_options} have no effect without a mask; add --mask oracle "
+                              "(or a segmenter) or leave them out")
         self.agent_config.validate()
         self.task_config.validate()
 

@@ -93,18 +93,30 @@ class RLRunRecord:
         return asdict(self)
 
 
+def option_tags(mask: str, mask_options: dict[str, Any]) -> list[str]:
+    """``k=v`` for the options of `mask`'s wrapper that change the masks: neither the per-task
+    SAM-G `reference` (a file per task, not a setting) nor an option given at its default value."""
+    from vfmbench.rl.build import mask_wrappers
+    from vfmbench.tasks.wrappers import WRAPPERS
+
+    options_cls = WRAPPERS.get(mask_wrappers(mask, {})[0].name).options_cls
+    defaults = {f.name: f.default for f in dataclasses.fields(options_cls)} if options_cls else {}
+    return [f"{k}={v}" for k, v in sorted(mask_options.items()) if k != "reference" and defaults.get(k, object()) != v]
+
+
 def method_label(agent: str, encoder: str, label: str, mask: str | None,
                  mask_options: dict[str, Any] | None = None) -> str:
     """The column name of a run: ``DrQ-v2``, ``PIE-G``, ``PIE-G [dinov2_vits14]``, ``... + SAM-G
     (oracle)``, ``... + SAM-G (oracle, dilate=2)``: random-weight encoders keep their ``(random)``
-    tag and the mask's options are named, so runs masked differently never share a column."""
+    tag and the mask's options that differ from their defaults are named (not the per-task SAM-G
+    reference), so runs masked differently never share a column."""
     name = {"drqv2": "DrQ-v2", "pieg": "PIE-G"}[agent]
     if encoder == "state":
         name += " [state]"
     elif agent == "pieg" and label != "imagenet_resnet18":
         name += f" [{label}]"
     if mask:
-        name += f" + SAM-G ({', '.join([mask, *[f'{k}={v}' for k, v in sorted((mask_options or {}).items())]])})"
+        name += f" + SAM-G ({', '.join([mask, *option_tags(mask, mask_options or {})])})"
     return name
 
 
