@@ -114,3 +114,42 @@ def test_collect_refuses_to_mix_settings(tmp_path):
     with pytest.raises(DatasetError, match="resolution"):
         collect(CollectConfig(task="fetch_push", episodes=2, task_config={"resolution": 48}), tmp_path / "d",
                 progress=False)
+
+
+def test_collect_workers_end_with_a_killed_collect(tmp_path):
+    """`collect --workers 2` killed with SIGTERM leaves no worker process behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "vfmbench", "collect", "--task", "fetch_reach", "--episodes", "50",
+                             "--resolution", "24", "--workers", "2", "--out", str(tmp_path / "d"), "--no-progress"],
+                            env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+    children: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "d" / "manifest.json").exists():
+        time.sleep(0.5)
+    for _ in range(20):  # the two workers (and multiprocessing's resource tracker)
+        path = f"/proc/{proc.pid}/task/{proc.pid}/children"
+        children |= {int(c) for c in open(path).read().split()} if os.path.exists(path) else set()
+        time.sleep(0.25)
+    assert len(children) >= 2, children
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+    def alive() -> list[int]:
+        running = []
+        for pid in children:
+            try:
+                if open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+                    running.append(pid)
+            except OSError:
+                pass  # gone
+        return running
+
+    deadline = time.time() + 15  # the workers notice their parent is gone within a second
+    while alive() and time.time() < deadline:
+        time.sleep(0.5)
+    assert not alive(), alive()

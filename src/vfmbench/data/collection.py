@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import platform
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -151,7 +152,7 @@ def _expert_episodes(name: str, task_config: TaskConfig, task: Any, first_seed: 
             yield seed, _run_expert_episode(task, seed, noise)
             seed += 1
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(name, task_config))
+                               initializer=_start_worker, initargs=(os.getpid(), name, task_config))
     pending: deque[tuple[int, Future]] = deque()
     seed = first_seed
     try:
@@ -168,7 +169,10 @@ def _expert_episodes(name: str, task_config: TaskConfig, task: Any, first_seed: 
 _WORKER_TASK: list[Any] = []  # a collection worker's own task instance
 
 
-def _start_worker(name: str, task_config: TaskConfig) -> None:
+def _start_worker(parent: int, name: str, task_config: TaskConfig) -> None:
+    from vfmbench.utils.io import exit_with_parent
+
+    exit_with_parent(parent)  # no orphan workers when collect is killed
     _WORKER_TASK.append(make_task(name, task_config))
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -31,7 +30,7 @@ from vfmbench.experiments.grid import GridJob, GridSpec, check_available, expand
 from vfmbench.experiments.index import IndexRow, RunsIndex
 from vfmbench.utils.errors import ConfigError
 from vfmbench.utils.imports import require
-from vfmbench.utils.io import write_json_atomic
+from vfmbench.utils.io import exit_with_parent, write_json_atomic
 
 JobFn = Callable[[GridJob], Any]
 EXECUTORS = ("inprocess", "pool", "ray")
@@ -101,18 +100,6 @@ class InProcessExecutor(Executor):
         return [JobOutcome(job, record, error)]
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Pool worker initializer: end this worker when the sweep's process is gone (e.g. kill -9),
-    so no orphan keeps training a run folder that a rerun takes over."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 class PoolExecutor(Executor):
     """`workers` local processes (spawn start method), each job with ``cpu_count // workers`` torch threads.
 
@@ -133,7 +120,7 @@ class PoolExecutor(Executor):
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def submit(self, job: GridJob) -> None:

@@ -53,6 +53,20 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
+def exit_with_parent(parent: int) -> None:
+    """In a worker process: end it when its parent `parent` is gone (killed, even with -9), so
+    no orphan keeps working on files a rerun takes over. Call it as the pool's initializer."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process `pid` runs on this machine (this process counts as alive)."""
     if pid == os.getpid():
