@@ -77,6 +77,7 @@ class Agent(nn.Module):
         self._queue: torch.Tensor | None = None  # [B, K, A] on the CPU
         self._next = 0
         self._generators: list[torch.Generator] | None = None  # one per episode, for sampling policies
+        self.act_options: dict = {}  # acting options a loaded run was given (`load_agent`), recorded by evaluations
 
     @property
     def input_key(self) -> str:

@@ -149,4 +149,5 @@ def evaluate(
         shift=cfg.shift,
         shift_options=dict(cfg.shift_options),
         video=video_path,
+        act_options=dict(agent.act_options),
     )

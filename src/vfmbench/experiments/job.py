@@ -134,15 +134,16 @@ def run_job(spec: JobSpec) -> RunRecord:
     if ev.episodes:
         # evaluate where training ran; a run evaluated later may be on another machine: its GPU if any
         device = run.train.device if spec.dataset is not None else "auto"
+        agent = None
         if _is_final_clean_evaluation(trainer_eval, spec):
             evaluation = trainer_eval
         else:
             agent, _ = load_agent(out, ev.step, device=device, act_options=ev.act_options)
             evaluation = evaluate(agent, run.task, task_config, episodes=ev.episodes, seed=ev.seed, n_envs=ev.envs,
                                   video=ev.video, progress=spec.progress, shift=ev.shift, shift_options=ev.shift_options)
-            evaluation.act_options = dict(ev.act_options)
         if ev.robustness:
-            agent, _ = load_agent(out, ev.step, device=device, act_options=ev.act_options)
+            if agent is None:  # loaded once for both evaluations
+                agent, _ = load_agent(out, ev.step, device=device, act_options=ev.act_options)
             clean = evaluation if evaluation.shift == "none" else None
             report = evaluate_shifts(agent, run.task, task_config, ev.robustness, ev.robustness_options,
                                      episodes=ev.episodes, seed=ev.seed, n_envs=ev.envs, progress=spec.progress,

@@ -85,7 +85,6 @@ def evaluate_masked(run_dir: str | Path, mask: str, reference: str | None, *, ep
     agent, _ = load_agent(run_dir, step, device="auto", act_options=act_options)
     result = evaluate(agent, task, task_config, episodes=episodes, n_envs=envs, video=video, progress=progress,
                       shift=shift, shift_options=shift_options or {})
-    result.act_options = dict(act_options or {})
     shifts: list[Any] = []
     if robustness:
         clean = result if shift == "none" else None

@@ -12,12 +12,12 @@ checkpoint; a finished run is returned as it is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
 import time
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -526,4 +526,5 @@ def load_agent(run_dir: str | Path, step: int | None = None, device: str = "cpu"
     if not ckpts:
         raise VfmbenchError(f"{run_dir} has no checkpoint")
     load_model_state(ckpts[-1], agent, set(agent.persistent_state_dict()))
+    agent.act_options = dict(act_options or {})
     return agent.to(resolve_device(device)).eval(), record
