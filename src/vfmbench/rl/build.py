@@ -123,6 +123,7 @@ class StackingPolicy(nn.Module):
     def __init__(self, agent: ActorCritic, fmt: ObsFormat):
         super().__init__()
         self.agent, self.fmt = agent, fmt
+        self.act_options: dict = {}  # an RL policy acts with its mean action; it has no acting options
         self._stack: list[np.ndarray] | None = None
 
     @property
