@@ -1,7 +1,7 @@
 """Cost of one agent step per task: milliseconds of `Task.step` with its frame (physics of every
-repeated environment step + one render), with the ground-truth mask in the observation too, and
-of a render alone (so physics = step - render). Random actions from the task's reset state.
-Prints JSON.
+repeated environment step + one render), with the ground-truth mask in the observation too,
+without any frame (`render_pixels` off: what an agent that reads only the state pays), and of a
+render alone. Random actions from the task's reset state. Prints JSON.
 
     MUJOCO_GL=egl python benchmarks/tasks.py [--tasks dmc_walker_walk,adroit_door] [--resolution 84] [--steps 50]
 
@@ -32,11 +32,13 @@ def _median_ms(fn, n: int) -> float:
 
 
 def measure(name: str, resolution: int, steps: int) -> dict[str, float]:
-    """Median milliseconds of a step, a step with its mask, and a render, over `steps` calls each."""
+    """Median milliseconds of a step, a step with its mask, a step without a frame, and a render,
+    over `steps` calls each."""
     out: dict[str, float] = {}
     rng = np.random.default_rng(0)
-    for masks in (False, True):
+    for masks, pixels, key in ((False, True, "step_ms"), (True, True, "step_mask_ms"), (False, False, "step_state_only_ms")):
         with make_task(name, resolution=resolution, masks=masks) as task:
+            task.render_pixels = pixels
             task.reset(0)
             left = [task.max_episode_steps - 1]
 
@@ -47,8 +49,8 @@ def measure(name: str, resolution: int, steps: int) -> dict[str, float]:
                 task.step(rng.uniform(-1, 1, task.action_dim))
                 left[0] -= 1
 
-            out["step_mask_ms" if masks else "step_ms"] = _median_ms(step, steps)
-            if not masks:
+            out[key] = _median_ms(step, steps)
+            if key == "step_ms":
                 out["render_ms"] = _median_ms(task.render, steps)
                 out["action_repeat"] = getattr(task, "action_repeat", 1)
     return out

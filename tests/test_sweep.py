@@ -16,7 +16,7 @@ import yaml
 from vfmbench.cli import app
 from vfmbench.evaluation import EvalResult
 from vfmbench.experiments import RunRecord
-from vfmbench.experiments.executors import InProcessExecutor, PoolExecutor, run_jobs
+from vfmbench.experiments.executors import InProcessExecutor, PoolExecutor, longest_first, run_jobs
 from vfmbench.experiments.grid import GRID_PRESETS, GridSpec, expand, load_grid
 from vfmbench.experiments.index import RunsIndex
 from vfmbench.training import TrainRecord
@@ -57,6 +57,13 @@ def test_exclusions_run_names_and_errors():
         _grid(axes={"tasks": ["fetch_reach"], "seeds": []})
     with pytest.raises(ConfigError, match="methods are agents"):
         _grid(kind="rl", axes={"tasks": ["dmc_walker_walk"], "methods": ["bc"]})
+
+
+def test_jobs_that_train_their_encoder_run_first_each_group_in_axis_order():
+    jobs = expand(_grid(axes={"tasks": ["fetch_reach"], "encoders": ["state", "e2e_cnn", "random_resnet18"],
+                              "seeds": [0, 1]}), "/tmp/x")
+    assert [(j.encoder, j.seed) for j in longest_first(jobs)] == [
+        ("e2e_cnn", 0), ("e2e_cnn", 1), ("state", 0), ("state", 1), ("random_resnet18", 0), ("random_resnet18", 1)]
 
 
 def test_rl_grids_expand_to_rl_jobs():

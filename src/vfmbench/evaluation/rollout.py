@@ -90,6 +90,8 @@ def evaluate(
             "pass envs made with that shift or none"
         )
     keys = agent.observation_keys
+    for env in envs:  # an agent that reads no pixels needs no frames rendered (a wrapper renders anyway)
+        env.render_pixels = video is not None or any(k.endswith("pixels") for k in keys)
     seeds = [seed + i for i in range(episodes)]
     successes: list[bool] = []
     any_successes: list[bool] = []

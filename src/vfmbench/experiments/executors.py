@@ -310,6 +310,18 @@ class SweepResult:
         return out
 
 
+def longest_first(jobs: Sequence[GridJob]) -> list[GridJob]:
+    """`jobs` with those whose encoder trains jointly (several times longer than a job on cached
+    features) first, each group in axis order: a pool that started them last would end with one of
+    them running alone while the other slots idle."""
+    from vfmbench.encoders import ENCODERS
+
+    def trains_encoder(job: GridJob) -> bool:
+        return job.kind == "offline" and job.encoder in ENCODERS and ENCODERS.get(job.encoder).trainable
+
+    return sorted(jobs, key=lambda job: not trains_encoder(job))
+
+
 def run_sweep(grid: GridSpec, out: str | Path, index: RunsIndex, executor: Executor, retry_failed: bool = False,
               progress: bool = True, log: Callable[[str], None] = print,
               on_outcome: Callable[[JobOutcome], None] | None = None) -> SweepResult:
@@ -336,7 +348,7 @@ def run_sweep(grid: GridSpec, out: str | Path, index: RunsIndex, executor: Execu
     if retry_failed:
         index.retry_failed(hashes)
     rows = {r.spec_hash: r for r in index.rows(hashes)}
-    todo = [j for j in jobs if rows[j.spec_hash].status == "pending"]
+    todo = longest_first([j for j in jobs if rows[j.spec_hash].status == "pending"])
     c = index.counts(hashes)
     log(f"[sweep] {grid.name}: {len(jobs)} jobs, {c['done']} done, {len(todo)} to run, {c['failed']} failed"
         + (" (--retry-failed reruns them)" if c["failed"] else "")

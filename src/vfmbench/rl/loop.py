@@ -169,6 +169,7 @@ class RLTrainer:
         self.env = pool.submit(make_task, spec.task, self.task_config).result()
         self.spaces = self.env.spaces
         self.fmt = obs_format(spec, self.spaces)
+        self.env.render_pixels = self.fmt.key == "pixels"  # a state agent's steps render nothing
         self.agent, self.label, self.pretrained = build_agent(spec, self.spaces, self.device)
         c = spec.agent_config
         need = replay_bytes(c.replay_capacity, self.fmt.shape if self.fmt.key == "pixels" else (0,),

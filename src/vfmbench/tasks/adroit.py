@@ -217,10 +217,11 @@ class AdroitTask(Task):
     # -- observations ---------------------------------------------------------------------
     def _observation(self) -> Observation:
         assert self._obs is not None
-        if self.config.masks:
+        frame: Observation = {}
+        if self.render_pixels and self.config.masks:
             pixels, mask = self._view.render_with_mask(self._data, self.mask_groups, self._t)
             frame = {"pixels": pixels, "mask": mask}
-        else:
+        elif self.render_pixels:
             frame = {"pixels": self._view.render(self._data, self._t)}
         proprio = self._data.qpos[self._proprio_adr] if self.use_proprio else np.zeros(0)
         return {**frame, "state": self._obs.astype(np.float32), "proprio": proprio.astype(np.float32)}

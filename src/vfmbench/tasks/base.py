@@ -151,6 +151,10 @@ class Task(ABC):
     state_dim: int
     proprio_dim: int
     max_episode_steps: int
+    # False: observations carry no ``pixels`` (nor ``mask``, ``goal_pixels``, ``goal_mask``), so a
+    # step renders nothing; set by evaluations and RL runs whose agent reads only the state. A
+    # wrapper keeps its task rendering (every wrapper transforms pixels).
+    render_pixels: bool = True
 
     @abstractmethod
     def reset(self, seed: int) -> Observation:

@@ -160,9 +160,9 @@ class DMCTask(Task):
     def _observation(self) -> Observation:
         assert self._timestep is not None
         obs: Observation = {}
-        if self.config.masks:
+        if self.render_pixels and self.config.masks:
             obs["pixels"], obs["mask"] = self._view.render_with_mask(self._data, self.mask_groups, self._t)
-        else:
+        elif self.render_pixels:
             obs["pixels"] = self._view.render(self._data, self._t)
         obs["state"] = np.concatenate(
             [np.asarray(v, np.float32).reshape(-1) for v in self._timestep.observation.values()])

@@ -170,7 +170,10 @@ class FetchTask(Task):
         return np.concatenate([raw["observation"], raw["desired_goal"]]).astype(np.float32)
 
     def _frame(self) -> Observation:
-        """``pixels`` of the current state, and its ``mask`` when the config asks for masks."""
+        """``pixels`` of the current state, and its ``mask`` when the config asks for masks
+        (nothing when `render_pixels` is off)."""
+        if not self.render_pixels:
+            return {}
         self._env._render_callback()  # moves the goal marker to the goal
         if self.config.masks:
             pixels, mask = self._view.render_with_mask(self._data, self.mask_groups, self._t)
@@ -188,9 +191,10 @@ class FetchTask(Task):
         }
         if self.config.goal_conditioned:
             assert self._goal_obs is not None
-            obs["goal_pixels"] = self._goal_obs["pixels"]
             obs["goal_state"] = self._goal_obs["state"]
-            if self.config.masks:
+            if "pixels" in self._goal_obs:
+                obs["goal_pixels"] = self._goal_obs["pixels"]
+            if "mask" in self._goal_obs:
                 obs["goal_mask"] = self._goal_obs["mask"]
         return obs
 
