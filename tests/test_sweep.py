@@ -59,11 +59,11 @@ def test_exclusions_run_names_and_errors():
         _grid(kind="rl", axes={"tasks": ["dmc_walker_walk"], "methods": ["bc"]})
 
 
-def test_jobs_that_train_their_encoder_run_first_each_group_in_axis_order():
+def test_jobs_that_train_their_encoder_run_first_then_seed_by_seed():
     jobs = expand(_grid(axes={"tasks": ["fetch_reach"], "encoders": ["state", "e2e_cnn", "random_resnet18"],
                               "seeds": [0, 1]}), "/tmp/x")
     assert [(j.encoder, j.seed) for j in longest_first(jobs)] == [
-        ("e2e_cnn", 0), ("e2e_cnn", 1), ("state", 0), ("state", 1), ("random_resnet18", 0), ("random_resnet18", 1)]
+        ("e2e_cnn", 0), ("e2e_cnn", 1), ("state", 0), ("random_resnet18", 0), ("state", 1), ("random_resnet18", 1)]
 
 
 def test_rl_grids_expand_to_rl_jobs():

@@ -311,15 +311,17 @@ class SweepResult:
 
 
 def longest_first(jobs: Sequence[GridJob]) -> list[GridJob]:
-    """`jobs` with those whose encoder trains jointly (several times longer than a job on cached
-    features) first, each group in axis order: a pool that started them last would end with one of
-    them running alone while the other slots idle."""
+    """`jobs` in the order a pool runs them best: those whose encoder trains jointly (several times
+    longer than a job on cached features) first, since a pool that started them last would end
+    with one of them running alone while its other slots idle; within each group seed by seed (in
+    axis order otherwise), so that the first jobs of different encoders compute their embeddings
+    side by side instead of one seed waiting for another's computation of the same embeddings."""
     from vfmbench.encoders import ENCODERS
 
     def trains_encoder(job: GridJob) -> bool:
         return job.kind == "offline" and job.encoder in ENCODERS and ENCODERS.get(job.encoder).trainable
 
-    return sorted(jobs, key=lambda job: not trains_encoder(job))
+    return sorted(jobs, key=lambda job: (not trains_encoder(job), job.seed))
 
 
 def run_sweep(grid: GridSpec, out: str | Path, index: RunsIndex, executor: Executor, retry_failed: bool = False,
