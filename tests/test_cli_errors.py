@@ -161,3 +161,31 @@ def test_random_weights_for_an_encoder_without_weights_is_refused(argv, tmp_path
     assert app(argv) == 2
     assert "has no pretrained weights to replace" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_damaged_json_of_a_run_is_one_line_naming_the_file(tmp_path, capsys):
+    """Every JSON file the project reads back goes through `read_json`: a damaged one is named,
+    never a traceback (here the config of an RL run folder that would be resumed)."""
+    from vfmbench.utils.errors import DamagedFileError
+    from vfmbench.utils.io import read_json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"task": ')
+    with pytest.raises(DamagedFileError, match=r"config.json is not valid JSON"):
+        read_json(run / "config.json")
+    assert app(["rl", "train", "--task", "dmc_cartpole_swingup", "--encoder", "state", "--frames", "10",
+                "--out", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json is not valid JSON" in err and "use another --out folder" in err and "Traceback" not in err
+    assert (run / "config.json").read_text() == '{"task": '  # left as it was
+
+
+def test_an_rl_run_given_to_an_offline_command_points_to_rl_evaluate(tmp_path, capsys):
+    run = tmp_path / "rl_run"
+    run.mkdir()
+    (run / "config.json").write_text('{"schema": "vfmbench.rl_run/1", "spec": {"agent": "drqv2"}, "task": {}, '
+                                     '"task_config": {}}')
+    for argv in (["evaluate", "--run", str(run)], ["robustness", "--run", str(run), "--shifts", "distractor"]):
+        assert app(argv) == 2
+        assert f"vfmbench rl evaluate --run {run}" in capsys.readouterr().err

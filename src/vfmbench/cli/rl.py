@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                        "(ground-truth masks) or a SAM-G segmenter (default: no mask)")
     t.add_argument("--mask-reference", metavar="REF.json",
                    help="the SAM-G reference (image + mask) for --mask (default: the task's ground truth at seed 0)")
-    t.add_argument("--frames", type=positive_int, help="target environment frames (default: the paper's, 1M or 3M)")
+    t.add_argument("--frames", type=positive_int, help="target environment frames, rounded up to the end of the episode they fall in "
+                   "(default: the paper's, 1M or 3M)")
     t.add_argument("--seed", type=seed_int, help="training seed (default: 0, or the config's)")
     t.add_argument("--preset", choices=["drqv2", "samg"],
                    help="hyper-parameters: DrQ-v2's published ones or paper 002 Table 6's (default: drqv2, or the "

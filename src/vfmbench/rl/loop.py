@@ -102,7 +102,10 @@ def write_run_config(out: Path, spec: RLRunSpec, task: Task, task_config: TaskCo
            "encoder_label": label, "pretrained": pretrained}
     path = out / "config.json"
     if path.exists():
-        old = read_json(path)
+        try:
+            old = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise VfmbenchError(f"{exc}; {out} cannot be resumed: use another --out folder") from None
         a = {k: v for k, v in old.get("spec", {}).items() if k not in _RESUMABLE}
         b = {k: v for k, v in doc["spec"].items() if k not in _RESUMABLE}
         if a != b:

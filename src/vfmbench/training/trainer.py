@@ -455,6 +455,11 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         config = read_json(path)
     except (OSError, ValueError) as exc:
         raise VfmbenchError(f"{path} is unreadable ({exc}); the run folder is damaged: train into a new one") from None
+    from vfmbench.rl.loop import SCHEMA as RL_SCHEMA
+
+    if isinstance(config, dict) and config.get("schema") == RL_SCHEMA:
+        raise VfmbenchError(f"{run_dir} is an online RL run (vfmbench rl train); evaluate it with "
+                            f"vfmbench rl evaluate --run {run_dir}")
     if not isinstance(config, dict) or not {"spec", "task", "task_config"} <= set(config):
         raise VfmbenchError(f"{path} is not a vfmbench run config (it lacks spec, task or task_config)")
     return config

@@ -20,6 +20,11 @@ class DatasetError(VfmbenchError):
     """A dataset on disk is missing, incomplete or corrupt."""
 
 
+class DamagedFileError(VfmbenchError, ValueError):
+    """A file of the project's own (a run's JSON, a cache's metadata) is not what it should be:
+    cut short, overwritten or hand-edited into invalid JSON."""
+
+
 class RenderingError(VfmbenchError):
     """No working headless OpenGL backend."""
 

@@ -81,8 +81,16 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_json(path: str | Path) -> Any:
-    with open(path) as f:
-        return json.load(f)
+    """The JSON document in `path`. Raises `DamagedFileError` (a `ValueError`) naming the file when
+    it is not valid JSON, and `OSError` when it cannot be read."""
+    from vfmbench.utils.errors import DamagedFileError
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DamagedFileError(f"{path} is not valid JSON ({exc}): the file is damaged or was cut short") from None
 
 
 def _json_default(obj: Any) -> Any:
