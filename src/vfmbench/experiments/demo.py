@@ -68,8 +68,9 @@ class DemoConfig:
     # fetch_reach (0.78 ± 0.19 against 0.87 ± 0.10 over seeds 0-2, 20 episodes each)
     trainable_method_config: dict[str, Any] = field(default_factory=lambda: {"batch_size": 32})
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000))
-    # steps for encoders trained jointly (None: train.steps); 2500 keeps the demo within 10 minutes on
-    # 2 cores (3000: 0.78 ± 0.15 on fetch_reach, 634 s; 2000: 0.45 ± 0.04, 558 s)
+    # steps for encoders trained jointly (None: train.steps); 2500: e2e_cnn 0.67 ± 0.02 on fetch_reach and
+    # a demo of about 10 minutes on 2 cores (617 s in a fresh clone; 3000: 0.78 ± 0.15 and 634-704 s;
+    # 2000: 0.45 ± 0.04 and 558 s)
     trainable_steps: int | None = 2500
     cache_dir: str | None = None  # embedding cache (default: $VFMBENCH_HOME/cache/embeddings)
     # evaluate every trained policy also under these shifts (vfmbench shifts list) and report
