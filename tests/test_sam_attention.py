@@ -113,6 +113,7 @@ def test_concat_encoder_matches_eager_and_wrong_one_hots_do_not(monkeypatch):
     x = torch.randn(2, 3, ARCH.image_size, ARCH.image_size, generator=torch.Generator().manual_seed(2))
     ref = encoder("eager").forward_features(x)
     concat = encoder("concat")
+    assert all(isinstance(layer.attn, SamFlexAttention) for layer in concat.model.layers)  # windowed ones too
     assert max_diff(concat.forward_features(x), ref) < TOL
     real = torch.nn.functional.one_hot
 
@@ -123,6 +124,18 @@ def test_concat_encoder_matches_eager_and_wrong_one_hots_do_not(monkeypatch):
 
     monkeypatch.setattr(sam_attention.F, "one_hot", transposed_grid)
     assert max_diff(concat.forward_features(x), ref) > WRONG
+
+
+def test_concat_in_a_window_matches_transformers_module():
+    """A windowed layer's module on its windows ([windows, 3, 3, D]: query-key width 16 + 3 + 3 = 22,
+    zero-padded to 24): concat equals transformers' module; without the bias it is far off."""
+    eager = encoder("eager").model.layers[0].attn
+    x = torch.randn(9, 3, 3, ARCH.hidden_size, generator=torch.Generator().manual_seed(4))
+    ref = eager(x)[0]
+    assert max_diff(SamFlexAttention(eager, "concat")(x)[0], ref) < TOL * ref.abs().max()
+    with torch.no_grad():
+        eager.rel_pos_h.zero_(), eager.rel_pos_w.zero_()
+    assert max_diff(eager(x)[0], ref) > 10 * WRONG
 
 
 def test_state_dict_keys_identical_and_checkpoints_cross_load():
@@ -147,13 +160,15 @@ def test_switching_modes_keeps_the_parameters():
     enc = encoder("eager")
     before = dict(enc.model.named_parameters())
     attn_type = type(global_attention(enc))
-    for mode in ("flex", "auto", "eager", "flex"):
+    for mode in ("flex", "concat", "auto", "eager", "concat", "flex"):
         set_sam_attention(enc.model, mode)
         assert sam_attention_mode(enc.model) == mode
+        windowed = enc.model.layers[0].attn
+        assert isinstance(windowed, SamFlexAttention) == (mode == "concat"), mode
         after = dict(enc.model.named_parameters())
         assert list(after) == list(before) and all(after[k] is before[k] for k in before)
     set_sam_attention(enc.model, "eager")
-    assert type(global_attention(enc)) is attn_type
+    assert type(global_attention(enc)) is attn_type is type(enc.model.layers[0].attn)
 
 
 def test_attention_option_through_the_registry_and_the_segmenter_model():

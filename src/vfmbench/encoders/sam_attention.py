@@ -30,22 +30,21 @@ The ``concat`` path writes the bias as part of the query-key product instead, ex
     scale q . k + rel_h[q, kh] + rel_w[q, kw] = [scale q, rel_h[q], rel_w[q]] . [k, e_r(k), e_c(k)],
 
 so `torch.nn.functional.scaled_dot_product_attention` runs on queries and keys of C + H + W
-channels (64 + 64 + 64 for SAM at 1024 input) with scale 1 and the values unchanged (C): no N x N
-tensor and no gathers, at the cost of a query-key product three times as wide (flash attention
-needs equal query and value widths, so SDPA cannot use it; which kernel it takes instead was not
-recorded). Measured on an H200 (docs/encoders.md): the fastest path, and a third of eager's peak
-memory.
+channels (64 + 64 + 64 for SAM at 1024 input; zero-padded to a multiple of 8, which SDPA's fused
+kernels need: 64 + 14 + 14 = 92 -> 96 in a 14 x 14 window) with scale 1 and the values unchanged
+(C): no N x N tensor and no gathers, at the cost of a query-key product up to three times as wide.
+Measured on an H200 (docs/encoders.md): the fastest path, and a third of eager's peak memory.
 
-Windowed layers (N = 14 x 14 = 196 tokens per window) keep `transformers`' own module: their bias
-is ``[B * windows, heads, 196, 196]``, about 5% of a global layer's per image, its attention about
-2% of the encoder's attention FLOPs, and a fixed small shape that SDPA's kernels handle well; a
-flex kernel there would gain little and add a compilation per window shape.
+In ``concat`` mode the windowed layers (N = 14 x 14 = 196 tokens per window, the grid padded to
+a multiple of 14) take the same path, so their ``[B * windows, heads, 196, 196]`` bias is not
+materialised either. The ``flex`` and ``auto`` modes leave the windowed layers to
+`transformers`' module (a flex kernel there would add a compilation per window shape).
 
 Modes (`set_sam_attention`, the ``attention`` option of the SAM encoders and of the promptable
 SAM of the segmenters):
 
 - ``"concat"`` (the default of the encoders and segmenters): `SamFlexAttention` computing the
-  bias by concatenation (above), on any device.
+  bias by concatenation (above) in every layer, global and windowed, on any device.
 - ``"eager"``: `transformers`' own modules, untouched: the reference.
 - ``"flex"``: `SamFlexAttention` in every global layer, on any device (slower than eager on an H200).
 - ``"auto"``: `SamFlexAttention` in every global
@@ -143,12 +142,15 @@ def concat_rel_pos_attention(query: torch.Tensor, key: torch.Tensor, value: torc
     lead = key.shape[:-2]
     q = torch.cat([query * scale, rel_h.to(query.dtype), rel_w.to(query.dtype)], dim=-1)
     k = torch.cat([key, rows.expand(*lead, n, height), cols.expand(*lead, n, width)], dim=-1)
+    pad = -q.shape[-1] % 8  # zeros add nothing to the product; fused kernels want multiples of 8
+    if pad:
+        q, k = F.pad(q, (0, pad)), F.pad(k, (0, pad))
     return F.scaled_dot_product_attention(q, k, value, dropout_p=dropout, scale=1.0)
 
 
 class SamFlexAttention(nn.Module):
-    """A global-attention layer of SAM's image encoder computed with flex_attention (see the
-    module's docstring). Built from the `transformers` module it replaces, sharing its
+    """An attention layer of SAM's image encoder (a global one; in ``concat`` mode also a
+    windowed one, given its windows) that never materialises the bias (the module's docstring). Built from the `transformers` module it replaces, sharing its
     parameters: ``qkv`` (``[3 * D, D]``, rows ordered q, k, v and within each head-major),
     ``proj``, ``rel_pos_h``, ``rel_pos_w``. Input ``[B, H, W, D]``; returns ``(output, None)``
     as `transformers`' modules do."""
@@ -214,13 +216,15 @@ def to_eager(module: SamFlexAttention) -> nn.Module:
 
 def set_sam_attention(vision_encoder: nn.Module, mode: str) -> nn.Module:
     """Put attention mode `mode` ("eager", "flex", "concat", "auto"; the module's docstring) into the global
-    layers of `transformers`' ``SamVisionEncoder`` `vision_encoder`, in place (any earlier mode is
-    replaced; parameters and state-dict keys are untouched). Returns `vision_encoder`."""
+    layers of `transformers`' ``SamVisionEncoder`` `vision_encoder` (``concat``: into every layer), in
+    place (any earlier mode is replaced; parameters and state-dict keys are untouched). Returns
+    `vision_encoder`."""
     check_attention_mode(mode)
     for layer in vision_encoder.layers:
-        if layer.window_size > 0:  # windowed layers keep transformers' module in every mode
-            continue
         attn = layer.attn
+        if layer.window_size > 0 and mode != "concat":  # flex/auto: windowed layers keep transformers' module
+            layer.attn = to_eager(attn) if isinstance(attn, SamFlexAttention) else attn
+            continue
         if isinstance(attn, SamFlexAttention):
             attn = to_eager(attn)
         layer.attn = attn if mode == "eager" else SamFlexAttention(attn, mode).train(attn.training)
@@ -229,5 +233,6 @@ def set_sam_attention(vision_encoder: nn.Module, mode: str) -> nn.Module:
 
 def sam_attention_mode(vision_encoder: nn.Module) -> str:
     """The mode `set_sam_attention` left in `vision_encoder` ("eager" where it never ran)."""
-    modes = {layer.attn.mode for layer in vision_encoder.layers if isinstance(layer.attn, SamFlexAttention)}
+    modes = {layer.attn.mode for layer in vision_encoder.layers
+             if isinstance(layer.attn, SamFlexAttention) and layer.window_size == 0}
     return modes.pop() if len(modes) == 1 else "eager"
