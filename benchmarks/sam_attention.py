@@ -8,8 +8,9 @@ Three parts, one JSON report (``--out``):
    as ``attn_mask``, `transformers`' way), ``concat`` (folded into the query-key product,
    `vfmbench.encoders.sam_attention`) under SDPA's own choice of kernel and under each kernel
    forced (``flash`` needs equal query and value widths, so there the values are zero-padded to
-   the query-key width and the output sliced back), and ``no_bias`` (plain attention: a lower
-   bound, not SAM's computation). Rates are on the nominal FLOPs ``4 B heads N^2 64``.
+   the query-key width and the output sliced back), ``flex`` (CUDA only: compiled FlexAttention
+   with the bias in its score modifier) and ``no_bias`` (plain attention: a lower bound, not
+   SAM's computation). Rates are on the nominal FLOPs ``4 B heads N^2 64``.
 2. ``encoders``: images/s of the whole encoder (uint8 frames to embeddings, bf16 autocast) with
    `attention` ``eager``, ``concat`` in the global layers only (windowed layers back on
    `transformers`' module) and ``concat`` everywhere (the default), optionally compiled, as a
@@ -89,6 +90,11 @@ def attention_variants(q, k, v, rel_h, rel_w, scale) -> dict[str, Callable[[], t
                 return body()
 
         variants[f"concat_{name}"] = forced
+    if q.is_cuda:  # the fused flex kernel (compiled), the bias added by its score modifier
+        from vfmbench.encoders.sam_attention import _flex_attention, rel_pos_score_mod
+
+        flex = _flex_attention(True)
+        variants["flex"] = lambda: flex(q, k, v, score_mod=rel_pos_score_mod(rel_h, rel_w, width), scale=scale)
     variants["no_bias"] = lambda: F.scaled_dot_product_attention(q, k, v, scale=scale)
     return variants
 
