@@ -3,7 +3,7 @@
 rounds batched across frames) against a batch-1, frame-by-frame loop like the authors'
 environment wrapper, in the same process; the agreement (IoU) of the two's masks; and the SAM
 image encoder's throughput as a fraction of the bf16 FLOP bound (a dense bf16 matmul measured
-in the same run). Prints JSON and writes it to ``--out``.
+in the same run); and the milliseconds per frame of each stage on one batch. Prints JSON and writes it to ``--out``.
 
     python benchmarks/masking.py --out masking.json                  # GPU: sam_vit_b + DINOv2-B, bf16
     python benchmarks/masking.py --tiny --frames 8 --loop-frames 4   # CPU smoke run (toy sizes)
@@ -32,6 +32,7 @@ from encoders import matmul_tflops, sig  # noqa: E402  (benchmarks/encoders.py)
 
 from vfmbench.masking.quality import episode_frames, iou  # noqa: E402
 from vfmbench.encoders.sam_attention import ATTENTION_MODES, DEFAULT_ATTENTION, sam_attention_mode, set_sam_attention  # noqa: E402
+from vfmbench.masking.sam_model import PromptableSam  # noqa: E402
 from vfmbench.masking.segmenters import build_segmenter  # noqa: E402
 
 
@@ -62,17 +63,50 @@ def time_loop(seg: Any, frames: np.ndarray) -> tuple[float, np.ndarray]:
     return len(frames) / (time.perf_counter() - t), np.concatenate(out)
 
 
+def stage_times(seg: Any, frames: np.ndarray, iters: int) -> dict[str, float]:
+    """Milliseconds per frame of each SAM-G stage on one batch of `frames`: SAM's image
+    embedding, DINOv2's features, the similarity maps, the decoding rounds (prompts included)."""
+    model = seg.model
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(model.sam.device)
+    hw = (x.shape[1], x.shape[2])
+    emb = model.sam.embed(x)
+    dino = model.dino(x) if model.dino is not None else None
+    sims = model.similarity_maps(emb, dino, hw)
+    stages = {"sam_embedding": lambda: model.sam.embed(x),
+              "dino_features": (lambda: model.dino(x)) if model.dino is not None else None,
+              "similarity_maps": lambda: model.similarity_maps(emb, dino, hw),
+              "decoding_rounds": lambda: model.decode_rounds(emb, *sims, hw)}
+    out = {}
+    with torch.no_grad():
+        for name, fn in stages.items():
+            if fn is None:
+                continue
+            fn()
+            _sync(x.device)
+            t = time.perf_counter()
+            for _ in range(iters):
+                fn()
+            _sync(x.device)
+            out[name] = sig(1000 * (time.perf_counter() - t) / iters / len(frames))
+    return out
+
+
 def encoder_fraction(seg: Any, batch: int, peak_tflops: float, iters: int) -> dict[str, Any]:
-    """SAM image encoder alone on ``batch`` frames (preprocessing included), bf16 weights."""
+    """The segmenter's SAM image encoder alone on ``batch`` frames (preprocessing included), bf16
+    weights. FLOPs of SAM's ViT are counted on its eager attention (the FLOP counter cannot trace
+    flex_attention, and concat's padded query-key product is not the model's arithmetic)."""
     sam = seg.model.sam
     dev = sam.device
     frames = torch.randint(0, 256, (batch, 84, 84, 3), dtype=torch.uint8, device=dev)
-    mode = sam_attention_mode(sam.model.vision_encoder)
-    set_sam_attention(sam.model.vision_encoder, "eager")  # the FLOP counter cannot trace flex_attention
+    vit = sam.model.vision_encoder if isinstance(sam, PromptableSam) else None
+    mode = sam_attention_mode(vit) if vit is not None else None
+    if vit is not None:
+        set_sam_attention(vit, "eager")
     with FlopCounterMode(display=False) as counter:
         sam.embed(frames[:1])
     flops = counter.get_total_flops()
-    set_sam_attention(sam.model.vision_encoder, mode)
+    if vit is not None:
+        set_sam_attention(vit, mode)
     for _ in range(2):
         sam.embed(frames)
     _sync(dev)
@@ -118,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {"segmenter": name, "attention": args.attention, "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
                "loop_frames_per_s": sig(loop_fps), "speedup": sig(fps / loop_fps),
                "agreement_iou_mean": sig(float(agree.mean())), "agreement_iou_min": sig(float(agree.min())),
+               "ms_per_frame": stage_times(seg, frames[: args.batch], 2 if args.tiny else 5),
                "encoder": encoder_fraction(seg, 4 if args.tiny else 16, peak, 2 if args.tiny else 10)}
         doc["segmenters"].append(row)
         print(json.dumps(row), file=sys.stderr)
