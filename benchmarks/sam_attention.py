@@ -142,7 +142,7 @@ def encoder_with(mode: str, tiny: bool, device: torch.device) -> torch.nn.Module
 
 
 def bench_encoders(device: torch.device, batch: int, tiny: bool, compile_: bool, warmup: int, iters: int,
-                   peak: float, modes: list[str]) -> tuple[list[dict[str, Any]], Any]:
+                   peak: float, modes: list[str], compile_mode: str | None = None) -> tuple[list[dict[str, Any]], Any]:
     size = 128 if tiny else 1024
     frames = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, device=device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16)
@@ -151,13 +151,14 @@ def bench_encoders(device: torch.device, batch: int, tiny: bool, compile_: bool,
     for mode in modes:
         enc = encoder_with(mode, tiny, device)
         for comp in ([False, True] if compile_ else [False]):
-            run = enc.compile_model() if comp else enc
+            run = enc.compile_model(**({"mode": compile_mode} if compile_mode else {})) if comp else enc
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             with torch.no_grad(), autocast:
                 s = timed(lambda: run(frames), device, warmup, iters)
             ips = batch / s
-            row = {"attention": mode, "compile": comp, "batch": batch, "images_per_s": sig(ips),
+            row = {"attention": mode, "compile": (compile_mode or True) if comp else False, "batch": batch,
+                   "images_per_s": sig(ips),
                    "gflop_per_image": sig(flops / 1e9),
                    "fraction_of_bf16_matmul_peak": sig(flops * ips / 1e12 / peak),
                    "peak_memory_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=16, help="images per batch")
     p.add_argument("--compile", action="store_true", help="also time the compiled encoders (and profile compiled)")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode (e.g. max-autotune); default: its default")
     p.add_argument("--modes", default="eager,concat_global,concat", help="encoder attention modes to time")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: kernels, encoders, profile")
     p.add_argument("--tiny", action="store_true", help="toy sizes (CPU smoke run)")
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["kernels"] = bench_kernels(device, args.batch, args.tiny, warmup, iters)
     if "encoders" not in skip:
         rows, default = bench_encoders(device, args.batch, args.tiny, args.compile, warmup, iters, peak,
-                                       [m for m in args.modes.split(",") if m])
+                                       [m for m in args.modes.split(",") if m], args.compile_mode)
         report["encoders"] = rows
         if "profile" not in skip and default is not None:
             report["profile"] = profile_encoder(*default, device)
