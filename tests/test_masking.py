@@ -415,7 +415,8 @@ def test_cli_segmenters_reference_and_oracle_eval(tmp_path, capsys):
 
     assert app(["segmenters", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == ["oracle", "sam_vit_b", "sam_vit_l", "sam_vit_h"]
+    assert [r["name"] for r in rows] == ["oracle", "sam_vit_b", "sam_vit_l", "sam_vit_h", "sam2_hiera_t", "sam2_hiera_s",
+                                        "sam2_hiera_bp", "sam2_hiera_l"]
     assert app(["mask", "reference", "--task", "fetch_reach", "--out", str(tmp_path / "r.json")]) == 0
     assert read_reference(tmp_path / "r.json").names == ["gripper", "goal"]
     out = tmp_path / "q.json"

@@ -82,6 +82,20 @@ for _size, _file, _sha, _mb in (
         paper="000, 002",
     )
 
+
+# SAM 2.1 (segmenters only, no encoder entry): the whole checkpoint, image encoder + prompt encoder
+# + mask decoder + the video-memory modules, which vfmbench.masking.sam2_model does not load. Meta
+# publishes no checksums for these files; sizes are approximate (decimal MB).
+_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+for _name, _file, _size, _mb in (("hiera_t", "sam2.1_hiera_tiny.pt", "Hiera-T", 156.0),
+                                 ("hiera_s", "sam2.1_hiera_small.pt", "Hiera-S", 184.0),
+                                 ("hiera_bp", "sam2.1_hiera_base_plus.pt", "Hiera-B+", 324.0),
+                                 ("hiera_l", "sam2.1_hiera_large.pt", "Hiera-L", 898.0)):
+    register_weights(WeightsSpec(f"sam2_{_name}", _SAM2_URL + _file, _file, None, "Apache-2.0", "sam2", _mb,
+                                 used_by=(f"segmenter sam2_{_name}",),
+                                 description=f"SAM 2.1 {_size} checkpoint ({{'model': ...}}): image encoder, prompt "
+                                             "encoder, mask decoder, video memory"))
+
 # ---------------------------------------------------------------------------------------- DINOv2
 
 _DINOV2 = dict(family="dinov2", crop_pct=0.875, interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD,

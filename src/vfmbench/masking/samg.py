@@ -1,8 +1,8 @@
 """SAM-G (paper 002 §4, Appendix A): segment the task-relevant objects of any frame from one
 reference frame and its mask, by feature correspondence and prompted SAM.
 
-Identify (§4.1), once per reference, on each feature model (SAM's image embedding and DINOv2's
-patch tokens, both on SAM's 64 x 64 grid):
+Identify (§4.1), once per reference, on each feature model (SAM's image embedding, or SAM 2's
+with ``no_mem_embed``, and DINOv2's patch tokens, both on SAM's 64 x 64 grid):
 
 - *type 1* point feature of a mask m: ``(mean_{m} f + max_{m} f) / 2`` over the grid cells of m
   (the mask resized bilinearly to the grid, cells > 0), L2-normalised; one for the union of the
@@ -36,8 +36,12 @@ import torch.nn.functional as F
 from vfmbench.encoders.base import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, apply_preprocessing
 from vfmbench.masking.persam import fit_mixing_weights, mix
 from vfmbench.masking.reference import Reference
+from vfmbench.masking.sam2_model import PromptableSam2, Sam2Embeddings
 from vfmbench.masking.sam_model import Decoded, PromptableSam
 from vfmbench.utils.errors import ConfigError
+
+Promptable = PromptableSam | PromptableSam2
+Embeddings = torch.Tensor | Sam2Embeddings  # what the model's ``embed`` returns and its ``decode`` takes
 
 PERSAM_NOISE = 0.01  # the authors' noise on type-2 point features while fitting the PerSAM weights
 
@@ -91,6 +95,18 @@ class Segmentation:
     round_masks: list[torch.Tensor] = field(default_factory=list)
 
 
+def feature_map(emb: Embeddings) -> torch.Tensor:
+    """The SAM features the correspondence reads, ``[B, C, g, g]``: SAM's image embedding, SAM 2's
+    image embedding (its coarsest neck level with ``no_mem_embed``, what the official predictor's
+    ``get_image_embedding`` returns)."""
+    return emb.image if isinstance(emb, Sam2Embeddings) else emb
+
+
+def expand_embeddings(emb: Embeddings, n: int) -> Embeddings:
+    """Embeddings of one image repeated `n` times (views)."""
+    return emb.expand(n) if isinstance(emb, Sam2Embeddings) else emb.expand(n, -1, -1, -1)
+
+
 def grid_mask(mask: torch.Tensor, grid: int) -> torch.Tensor:
     """bool ``[..., H, W]`` -> bool ``[..., g, g]``: bilinear resize, cells > 0 (the authors' rule);
     an object too small for any cell keeps the cells its area touches."""
@@ -131,7 +147,7 @@ def point_features(feat: torch.Tensor, ref: Reference, use_points: bool) -> Poin
     return PointFeatures(t1, t2)
 
 
-def similarity(pf: torch.Tensor, feats: torch.Tensor, sam: PromptableSam, frame_hw: tuple[int, int]) -> torch.Tensor:
+def similarity(pf: torch.Tensor, feats: torch.Tensor, sam: Promptable, frame_hw: tuple[int, int]) -> torch.Tensor:
     """Cosine similarity of unit point features ``[M, C]`` with ``feats`` ``[B, C, g, g]``, upsampled
     x4 and post-processed to the frame as SAM's masks are -> ``[B, M, H, W]``."""
     if not len(pf):
@@ -197,11 +213,11 @@ class DinoFeatures(torch.nn.Module):
 
 
 class SamG(torch.nn.Module):
-    """SAM-G on a `PromptableSam` (and DINOv2 features unless ``options.dino`` is off) for the
+    """SAM-G on a `PromptableSam` or `PromptableSam2` (and DINOv2 features unless ``options.dino`` is off) for the
     objects of `reference`. Building it computes the point features and fits the PerSAM weights on
     the reference (one frame). `segment` takes uint8 frames ``[B, H, W, 3]`` (square, any size)."""
 
-    def __init__(self, sam: PromptableSam, dino: DinoFeatures | None, reference: Reference, options: SamGOptions,
+    def __init__(self, sam: Promptable, dino: DinoFeatures | None, reference: Reference, options: SamGOptions,
                  seed: int = 0):
         super().__init__()
         options.validate()
@@ -211,26 +227,28 @@ class SamG(torch.nn.Module):
         device = sam.device
         image = torch.from_numpy(reference.image.copy()).to(device)[None]
         sam_emb, dino_feat = self.features(image)
-        self.pf_sam = point_features(sam_emb[0], reference, options.extra_points)
+        self.pf_sam = point_features(feature_map(sam_emb)[0], reference, options.extra_points)
         self.pf_dino = point_features(dino_feat[0], reference, options.extra_points) if dino_feat is not None else None
         self.weights = torch.tensor([1 / 3, 1 / 3, 1 / 3], device=device)
         if options.persam:
             self.weights = self._fit_persam(sam_emb, dino_feat, seed)
 
     # ----------------------------------------------------------------------------------- stages
-    def features(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """SAM image embeddings ``[B, 256, g, g]`` and DINOv2 features on the same grid (or None)."""
+    def features(self, frames: torch.Tensor) -> tuple[Embeddings, torch.Tensor | None]:
+        """SAM's embeddings of the frames (image embeddings ``[B, 256, g, g]``; SAM 2's with its
+        high-resolution features) and DINOv2 features on the same grid (or None)."""
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[1] != frames.shape[2]:
             raise ConfigError(f"SAM-G takes square uint8 frames [B, H, H, 3], got {tuple(frames.shape)}")
         emb = self.sam.embed(frames)
         return emb, (self.dino(frames) if self.dino is not None else None)
 
-    def similarity_maps(self, sam_emb: torch.Tensor, dino_feat: torch.Tensor | None, frame_hw: tuple[int, int],
+    def similarity_maps(self, sam_emb: Embeddings, dino_feat: torch.Tensor | None, frame_hw: tuple[int, int],
                         pf_sam: PointFeatures | None = None,
                         pf_dino: PointFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Averaged similarity maps of the type-1 and type-2 point features: ``[B, M1, H, W]``, ``[B, M2, H, W]``."""
         ps, pd = pf_sam or self.pf_sam, pf_dino or self.pf_dino
-        s1, s2 = similarity(ps.type1, sam_emb, self.sam, frame_hw), similarity(ps.type2, sam_emb, self.sam, frame_hw)
+        feats = feature_map(sam_emb)
+        s1, s2 = similarity(ps.type1, feats, self.sam, frame_hw), similarity(ps.type2, feats, self.sam, frame_hw)
         if dino_feat is not None and pd is not None:
             s1 = (s1 + similarity(pd.type1, dino_feat, self.sam, frame_hw)) / 2
             s2 = (s2 + similarity(pd.type2, dino_feat, self.sam, frame_hw)) / 2
@@ -249,7 +267,7 @@ class SamG(torch.nn.Module):
         labels[:, 1] = 0
         return Prompts(points, labels)
 
-    def decode_rounds(self, sam_emb: torch.Tensor, sim1: torch.Tensor, sim2: torch.Tensor,
+    def decode_rounds(self, sam_emb: Embeddings, sim1: torch.Tensor, sim2: torch.Tensor,
                       frame_hw: tuple[int, int], trace: bool = False) -> Segmentation:
         """Rounds 1-3 (or round 1 alone without refinement) on a batch."""
         prompts = self.first_prompts(sim1, sim2)
@@ -291,7 +309,7 @@ class SamG(torch.nn.Module):
         return seg
 
     # ----------------------------------------------------------------------------------- PerSAM
-    def _fit_persam(self, sam_emb: torch.Tensor, dino_feat: torch.Tensor | None, seed: int) -> torch.Tensor:
+    def _fit_persam(self, sam_emb: Embeddings, dino_feat: torch.Tensor | None, seed: int) -> torch.Tensor:
         """PerSAM on the reference: round-1 decodings of the reference frame, with the type-2
         features perturbed (unit noise x 0.01, as the authors') in all but the first sample, mixed
         and fitted against the reference mask."""
@@ -305,7 +323,7 @@ class SamG(torch.nn.Module):
             sims1.append(s1)
             sims2.append(s2)
         prompts = self.first_prompts(torch.cat(sims1), torch.cat(sims2))
-        out: Decoded = self.sam.decode(sam_emb.expand(n, -1, -1, -1), hw, prompts.points, prompts.labels)
+        out: Decoded = self.sam.decode(expand_embeddings(sam_emb, n), hw, prompts.points, prompts.labels)
         target = torch.as_tensor(self.ref.mask, device=out.logits.device)
         return fit_mixing_weights(out.logits, target, steps=self.options.persam_steps)
 

@@ -7,10 +7,14 @@ objects (`Segmenter.segment`). Entries:
   upper bound of every table; it needs those masks (`segment(frames, truth=...)`).
 - ``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h``: SAM-G (`vfmbench.masking.samg`) on the official
   Segment Anything checkpoints, loaded whole (image encoder, prompt encoder, mask decoder) from the
-  weight sets the ``sam_vit_*`` encoders use, with DINOv2 ViT-B/14 features (``dinov2_vitb14``).
+  weight sets the ``sam_vit_*`` encoders use, with DINOv2 ViT-B/14 features (``dinov2_vitb14``);
+- ``sam2_hiera_t`` / ``sam2_hiera_s`` / ``sam2_hiera_bp`` (Hiera-B+) / ``sam2_hiera_l``: the same
+  method on Segment Anything 2.1 in image mode (`vfmbench.masking.sam2_model`), from the official
+  ``sam2.1_hiera_*.pt`` files (weight sets of the same names; their video-memory modules are not
+  loaded). The option ``attention`` is SAM 1's and is refused for them.
 
 The distilled SAMs the paper compares (EfficientViT-SAM-L1, its default; MobileSAM; EfficientSAM)
-and SAM 2 are not entries: docs/masking.md says why.
+are not entries: docs/masking.md says why.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ class SegmenterConfig:
     random weights (tests, benchmarks); `sam_weights` / `dino_weights` a file of one's own;
     `dino` the DINOv2 encoder entry; `device` "auto" (CUDA when available), "cpu", "cuda", ...;
     `dtype` of the models ("float32" or "bfloat16"); `attention` SAM's image-encoder attention path
-    ("concat", the default, "eager", "auto", "flex": `vfmbench.encoders.sam_attention`); ablation switches and PerSAM settings as in
+    ("concat", the default, "eager", "auto", "flex": `vfmbench.encoders.sam_attention`; SAM 1 only,
+    the SAM 2 segmenters refuse other values than the default); ablation switches and PerSAM settings as in
     `SamGOptions`; `tiny` (tests only): toy model sizes."""
 
     reference: str | None = None
@@ -150,25 +155,25 @@ def load_reference(config: SegmenterConfig, task: str | None) -> Any:
     return reference_from_task(task)
 
 
-def _build_samg(arch: str) -> Callable[[SegmenterConfig, str | None], Segmenter]:
+def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any]
+                ) -> Callable[[SegmenterConfig, str | None], Segmenter]:
+    """The builder of SAM-G segmenter `name`: `make_sam(config, location)` makes its promptable SAM
+    from the weight set of the same name (location None: random weights)."""
     def build(config: SegmenterConfig, task: str | None) -> Segmenter:
         import torch
 
-        from vfmbench.encoders import create_encoder, get_encoder_spec
+        import vfmbench.encoders  # noqa: F401  (registers the weight sets)
+        from vfmbench.encoders import create_encoder
         from vfmbench.masking.samg import DinoFeatures, SamG, SamGOptions
-        from vfmbench.masking.sam_model import build_promptable_sam
-        from vfmbench.weights import locate_weights
+        from vfmbench.weights import WEIGHTS, locate_weights
 
         config.validate()
-        name = f"sam_{arch}"
         ref = load_reference(config, task)
         location = None
         if config.pretrained:
-            spec = get_encoder_spec(name).weights
-            assert spec is not None
-            location = locate_weights(spec, config.sam_weights,
+            location = locate_weights(WEIGHTS.get(name), config.sam_weights,
                                       hint="for random weights (tests only) set the segmenter option pretrained=false")
-        sam = build_promptable_sam(arch, location, seed=config.seed, tiny=config.tiny, attention=config.attention)
+        sam = make_sam(config, location)
         dino = None
         if config.use_dino:
             kwargs: dict[str, Any] = {"weights": config.dino_weights} if config.dino_weights else {}
@@ -189,6 +194,28 @@ def _build_samg(arch: str) -> Callable[[SegmenterConfig, str | None], Segmenter]
     return build
 
 
+def _sam(arch: str) -> Callable[[SegmenterConfig, Any], Any]:
+    def make(config: SegmenterConfig, location: Any) -> Any:
+        from vfmbench.masking.sam_model import build_promptable_sam
+
+        return build_promptable_sam(arch, location, seed=config.seed, tiny=config.tiny, attention=config.attention)
+
+    return make
+
+
+def _sam2(arch: str) -> Callable[[SegmenterConfig, Any], Any]:
+    def make(config: SegmenterConfig, location: Any) -> Any:
+        from vfmbench.masking.sam2_model import build_promptable_sam2
+
+        if config.attention != SegmenterConfig.attention:
+            raise ConfigError(f"the segmenter option attention picks SAM 1's ViT attention path; SAM 2's Hiera "
+                              f"runs transformers' sdpa attention and has no such choice (got {config.attention!r}; "
+                              "leave it out)")
+        return build_promptable_sam2(arch, location, seed=config.seed, tiny=config.tiny)
+
+    return make
+
+
 SEGMENTERS.register(SegmenterSpec(
     "oracle", "ground-truth masks of the task's mask groups (MuJoCo segmentation): the upper bound", "oracle",
     lambda config, task: OracleSegmenter(), paper="002 (upper bound)"))
@@ -196,7 +223,13 @@ for _arch, _size in (("vit_b", "ViT-B"), ("vit_l", "ViT-L"), ("vit_h", "ViT-H"))
     SEGMENTERS.register(SegmenterSpec(
         f"sam_{_arch}", f"SAM-G on Segment Anything {_size} (whole official checkpoint) + DINOv2 ViT-B/14 "
                         "correspondence, 3 decoding rounds, PerSAM weights", "samg",
-        _build_samg(_arch), weights=f"sam_{_arch}", paper="002"))
+        _build_samg(f"sam_{_arch}", _sam(_arch)), weights=f"sam_{_arch}", paper="002"))
+for _arch, _size in (("hiera_t", "Hiera-T"), ("hiera_s", "Hiera-S"), ("hiera_bp", "Hiera-B+"), ("hiera_l", "Hiera-L")):
+    SEGMENTERS.register(SegmenterSpec(
+        f"sam2_{_arch}", f"SAM-G on Segment Anything 2.1 {_size} (image mode, official checkpoint) + DINOv2 "
+                         "ViT-B/14 correspondence, 3 decoding rounds, PerSAM weights", "samg",
+        _build_samg(f"sam2_{_arch}", _sam2(_arch)), weights=f"sam2_{_arch}",
+        paper="002 (SAM 2 in place of SAM)"))
 
 
 def build_segmenter(name: str, config: SegmenterConfig | dict[str, Any] | None = None,

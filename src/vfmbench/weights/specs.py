@@ -30,7 +30,7 @@ class WeightsSpec:
     name on disk (a folder for ``hf_dir``); sha256: checksum of the file (of ``model.safetensors``
     for a hub folder), None where no published checksum could be confirmed (the file is then
     checked by loading it); license: the weights' licence; format: the checkpoint layout the
-    loaders expect ("segment_anything", "openai_clip", "mae_timm", "torchvision", "r3m", "vip",
+    loaders expect ("segment_anything", "sam2", "openai_clip", "mae_timm", "torchvision", "r3m", "vip",
     "hf_dir"); files: for hub folders, the files to fetch; used_by: who loads them, e.g.
     ``("encoder sam_vit_b",)``; description: what the file holds, where worth saying;
     also_named: other names the same weights go by (the name of the upstream release when
