@@ -12,6 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VFMBENCH_VENV:-$ROOT/.venv}"
 EXTRAS="${VFMBENCH_EXTRAS:-sim,video,minari,viz,vfm,effnet,report,ray,dev}"
 TORCH_INDEX="${VFMBENCH_TORCH_INDEX:-}"
+# The official SAM 2 code, the reference of the SAM 2 parity tests (dev extra; see pyproject.toml).
+SAM2_REF="sam2==1.1.0"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -59,7 +61,7 @@ fi
 
 # Reinstall only when the dependency declaration (or the choice of torch index) changed.
 STAMP="$VENV/.vfmbench-install"
-WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)-$EXTRAS-$TORCH_INDEX"
+WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)-$EXTRAS-$TORCH_INDEX-$SAM2_REF"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     log "installing vfmbench[$EXTRAS] into $VENV (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
@@ -74,6 +76,12 @@ print(next(d for d in deps if re.match(r"torch\s*==", d)).replace(" ", ""))' "$R
         "$VENV/bin/python" -m pip install -q "$TORCH"
     fi
     "$VENV/bin/python" -m pip install -q -e "$ROOT[$EXTRAS]"
+    case ",$EXTRAS," in *,dev,*)
+        # built against the venv's torch (no isolated build env, so no second torch), without the CUDA
+        # extension (hole filling, unused here) and without its declared torchvision
+        "$VENV/bin/python" -m pip install -q "setuptools>=77" wheel
+        SAM2_BUILD_CUDA=0 "$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps "$SAM2_REF" ;;
+    esac
     echo "$WANT" > "$STAMP"
 fi
 
