@@ -79,7 +79,7 @@ print(next(d for d in deps if re.match(r"torch\s*==", d)).replace(" ", ""))' "$R
     case ",$EXTRAS," in *,dev,*)
         # built against the venv's torch (no isolated build env, so no second torch), without the CUDA
         # extension (hole filling, unused here) and without its declared torchvision
-        "$VENV/bin/python" -m pip install -q "setuptools>=77" wheel
+        "$VENV/bin/python" -m pip install -q "setuptools==84.2.1"
         SAM2_BUILD_CUDA=0 "$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps "$SAM2_REF" ;;
     esac
     echo "$WANT" > "$STAMP"
