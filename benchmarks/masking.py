@@ -126,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop-frames", type=int, default=64, help="frames timed one by one")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--encoder-batch", type=int, default=16,
+                   help="batch of the encoder-alone timing (with --compile, --batch avoids another compilation)")
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--attention", default=DEFAULT_ATTENTION, choices=ATTENTION_MODES,
                    help="SAM's image-encoder attention path (the segmenter option attention)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the image encoders (the segmenter option compile)")
     p.add_argument("--random-weights", action="store_true", help="random weights (else the installed ones)")
     p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")
     p.add_argument("--out")
@@ -144,16 +147,18 @@ def main(argv: list[str] | None = None) -> int:
                            "dtype": args.dtype, "bf16_matmul_tflops": sig(peak), "segmenters": []}
     for name in [s.strip() for s in args.segmenters.split(",")]:
         options = {"device": str(device), "dtype": args.dtype, "batch_size": args.batch, "pretrained": not args.random_weights,
-                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000, "attention": args.attention}
+                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000, "attention": args.attention,
+                   "compile": args.compile}
         seg = build_segmenter(name, options, task="fetch_push")
         fps, batched = time_batched(seg, frames, args.repeats)
         loop_fps, looped = time_loop(seg, frames[: args.loop_frames])
         agree = iou(batched[: args.loop_frames], looped)
-        row = {"segmenter": name, "attention": args.attention, "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
+        row = {"segmenter": name, "attention": args.attention, "compile": args.compile,
+               "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
                "loop_frames_per_s": sig(loop_fps), "speedup": sig(fps / loop_fps),
                "agreement_iou_mean": sig(float(agree.mean())), "agreement_iou_min": sig(float(agree.min())),
                "ms_per_frame": stage_times(seg, frames[: args.batch], 2 if args.tiny else 5),
-               "encoder": encoder_fraction(seg, 4 if args.tiny else 16, peak, 2 if args.tiny else 10)}
+               "encoder": encoder_fraction(seg, 4 if args.tiny else args.encoder_batch, peak, 2 if args.tiny else 10)}
         doc["segmenters"].append(row)
         print(json.dumps(row), file=sys.stderr)
     text = json.dumps(doc, indent=2)

@@ -62,3 +62,26 @@ def test_full_size_sam_vit_b_matches_segment_anything_on_gpu(tmp_path):
         out = ours.decode(ref, (84, 84), pts, lab, boxes=kwargs.get("box"), mask_input=kwargs.get("mask_input"))
         torch.testing.assert_close(out.low_res, lr, atol=2e-3, rtol=2e-3)
         torch.testing.assert_close(out.scores, iou, atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.gpu
+def test_compiled_segmenter_matches_the_uncompiled_one_on_gpu():
+    """The segmenter option compile (torch.compile of the SAM and DINOv2 image encoders): the same
+    embeddings in float32 as without it, and the same masks on real fetch_push frames."""
+    from vfmbench.masking.quality import episode_frames
+    from vfmbench.masking.segmenters import build_segmenter
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    frames, _ = episode_frames("fetch_push", "none", episodes=1, every=5)
+    options = {"pretrained": False, "device": "cuda", "persam_steps": 50, "batch_size": 8}
+    plain = build_segmenter("sam_vit_b", options, task="fetch_push")
+    compiled = build_segmenter("sam_vit_b", {**options, "compile": True}, task="fetch_push")
+    assert compiled.model.sam.model.vision_encoder._compiled_call_impl is not None
+    x = torch.from_numpy(frames[:8]).cuda()
+    ref = plain.model.sam.embed(x)
+    assert ((compiled.model.sam.embed(x) - ref).norm() / ref.norm()).item() < 1e-3
+    ref_d = plain.model.dino(x)
+    assert ((compiled.model.dino(x) - ref_d).norm() / ref_d.norm()).item() < 1e-3
+    a, b = plain.segment(frames[:8]), compiled.segment(frames[:8])
+    assert (a == b).mean() > 0.99

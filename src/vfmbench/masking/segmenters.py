@@ -36,8 +36,10 @@ class SegmenterConfig:
     `dino` the DINOv2 encoder entry; `device` "auto" (CUDA when available), "cpu", "cuda", ...;
     `dtype` of the models ("float32" or "bfloat16"); `attention` SAM's image-encoder attention path
     ("concat", the default, "eager", "auto", "flex": `vfmbench.encoders.sam_attention`; SAM 1 only,
-    the SAM 2 segmenters refuse other values than the default); ablation switches and PerSAM settings as in
-    `SamGOptions`; `tiny` (tests only): toy model sizes."""
+    the SAM 2 segmenters refuse other values than the default); `compile` ``torch.compile``s the
+    image encoders (SAM's or SAM 2's, and DINOv2's) in place, for CUDA (each new batch size compiles
+    once, a minute or more; docs/masking.md has the measured gain); ablation switches and PerSAM
+    settings as in `SamGOptions`; `tiny` (tests only): toy model sizes."""
 
     reference: str | None = None
     pretrained: bool = True
@@ -47,6 +49,7 @@ class SegmenterConfig:
     device: str = "auto"
     dtype: str = "float32"
     attention: str = "concat"  # sam_attention.DEFAULT_ATTENTION (this module imports no torch; a test checks)
+    compile: bool = False
     use_dino: bool = True
     extra_points: bool = True
     refine: bool = True
@@ -187,6 +190,10 @@ def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any]
         sam.model.vision_encoder.to(dtype)
         if dino is not None:
             dino.to(device).encoder.to(dtype)
+        if config.compile:  # shapes are fixed per batch size: one graph each, no dynamic-shape kernels
+            sam.model.vision_encoder.compile(dynamic=False)
+            if dino is not None:
+                dino.encoder.model.compile(dynamic=False)
         opts = SamGOptions(dino=config.use_dino, extra_points=config.extra_points, refine=config.refine,
                            persam=config.persam, persam_steps=config.persam_steps)
         return SamGSegmenter(name, SamG(sam, dino, ref, opts, seed=config.seed), config.batch_size)
