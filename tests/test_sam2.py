@@ -252,11 +252,9 @@ def test_sam2_segmenters_are_listed_and_refuse_sam1_options():
     from vfmbench.masking.segmenters import SEGMENTERS, build_segmenter
     from vfmbench.utils.errors import ConfigError
 
-    rows = {s.name: s.to_dict() for s in SEGMENTERS.values()} if hasattr(SEGMENTERS, "values") else None
-    names = [n for n in ("sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_bp", "sam2_hiera_l") if SEGMENTERS.get(n)]
-    assert len(names) == 4
-    if rows is not None:
-        assert rows["sam2_hiera_bp"]["weights"] == "sam2_hiera_bp"
+    for arch in ("hiera_t", "hiera_s", "hiera_bp", "hiera_l"):
+        row = SEGMENTERS.get(f"sam2_{arch}").to_dict()
+        assert row["weights"] == f"sam2_{arch}" and row["family"] == "samg"
     with pytest.raises(ConfigError, match="attention picks SAM 1's ViT attention path"):
         build_segmenter("sam2_hiera_t", {"pretrained": False, "tiny": True, "attention": "eager"}, task="fetch_push")
 
@@ -280,3 +278,33 @@ def test_a_sam1_checkpoint_is_refused_naming_the_layout(tmp_path):
     torch.save(official_sam().state_dict(), bad)
     with pytest.raises(WeightsError, match=r"this is not a whole SAM 2 checkpoint .*the file looks like a segment-anything"):
         build_promptable_sam2("hiera_t", WeightsLocation(SPEC, bad, "t"), tiny=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, config", [("hiera_t", "t"), ("hiera_s", "s"), ("hiera_bp", "b+"), ("hiera_l", "l")])
+def test_full_size_configs_match_the_official_yaml(tmp_path, arch, config):
+    """Each full size as the official package builds it from its own ``sam2.1_hiera_*.yaml``
+    (``build_sam2``, its default initialisation), saved as the official file and loaded through our
+    conversion: every key used, and the same image embedding and high-resolution features at
+    1024 x 1024 on the CPU in float32 (a wrong stage depth, window, head count or global block
+    would change them or fail the strict load)."""
+    _official()
+    from sam2.build_sam import build_sam2
+
+    torch.manual_seed(0)
+    made = build_sam2(f"configs/sam2.1/sam2.1_hiera_{config}.yaml", device="cpu")
+    path = tmp_path / "sam2.pt"
+    torch.save({"model": made.state_dict()}, path)
+    ours = build_promptable_sam2(arch, WeightsLocation(SPEC, path, "test"))
+    frames = _frames(1)
+    x = F.interpolate(frames.permute(0, 3, 1, 2).float() / 255, (1024, 1024), mode="bilinear", antialias=True,
+                      align_corners=False)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        _, feats, _, sizes = made._prepare_backbone_features(made.forward_image(x))
+    feats[-1] = feats[-1] + made.no_mem_embed
+    ref = [f.permute(1, 2, 0).reshape(1, -1, *size) for f, size in zip(feats, sizes)]
+    emb = ours.embed(frames)
+    assert emb.image.shape == (1, 256, 64, 64)
+    for got, want in zip((emb.high_res[0], emb.high_res[1], emb.image), ref):
+        assert err(got, want) < BOUND

@@ -145,7 +145,7 @@ SAM2_ARCHS = {
     "hiera_t": Sam2Arch(96, 1, (1, 2, 7, 2), (5, 7, 9), window_pos_embed_bkg=(7, 7)),
     "hiera_s": Sam2Arch(96, 1, (1, 2, 11, 2), (7, 10, 13), window_pos_embed_bkg=(7, 7)),
     "hiera_bp": Sam2Arch(112, 2, (2, 3, 16, 3), (12, 16, 20)),
-    "hiera_l": Sam2Arch(144, 2, (2, 6, 36, 4), (23, 33, 43), window_spec=(8, 4, 16, 8)),
+    "hiera_l": Sam2Arch(144, 2, (2, 6, 36, 4), (23, 33, 43), window_spec=(8, 4, 16, 8), window_pos_embed_bkg=(7, 7)),
 }
 # SAM2Base._build_sam_heads: the prompt encoder and mask decoder of every size (mask_in_chans 16,
 # TwoWayTransformer depth 2 / mlp 2048 / 8 heads, IoU head 3 x 256 with a sigmoid) on the neck's width
