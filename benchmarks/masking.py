@@ -33,7 +33,7 @@ from encoders import matmul_tflops, sig  # noqa: E402  (benchmarks/encoders.py)
 from vfmbench.masking.quality import episode_frames, iou  # noqa: E402
 from vfmbench.encoders.sam_attention import ATTENTION_MODES, DEFAULT_ATTENTION, sam_attention_mode, set_sam_attention  # noqa: E402
 from vfmbench.masking.sam_model import PromptableSam  # noqa: E402
-from vfmbench.masking.segmenters import build_segmenter  # noqa: E402
+from vfmbench.masking.segmenters import SEGMENTERS, build_segmenter  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -93,11 +93,21 @@ def stage_times(seg: Any, frames: np.ndarray, iters: int) -> dict[str, float]:
 
 def encoder_fraction(seg: Any, batch: int, peak_tflops: float, iters: int) -> dict[str, Any]:
     """The segmenter's SAM image encoder alone on ``batch`` frames (preprocessing included), bf16
-    weights. FLOPs of SAM's ViT are counted on its eager attention (the FLOP counter cannot trace
-    flex_attention, and concat's padded query-key product is not the model's arithmetic)."""
+    weights. Timed first, then FLOPs counted (the counting pass, and SAM's ViT switched to its eager
+    attention for it, would make a compiled encoder compile again): SAM's ViT on its eager attention
+    (the FLOP counter cannot trace flex_attention, and concat's padded query-key product is not the
+    model's arithmetic)."""
     sam = seg.model.sam
     dev = sam.device
     frames = torch.randint(0, 256, (batch, 84, 84, 3), dtype=torch.uint8, device=dev)
+    for _ in range(2):
+        sam.embed(frames)
+    _sync(dev)
+    t = time.perf_counter()
+    for _ in range(iters):
+        sam.embed(frames)
+    _sync(dev)
+    rate = batch * iters / (time.perf_counter() - t)
     vit = sam.model.vision_encoder if isinstance(sam, PromptableSam) else None
     mode = sam_attention_mode(vit) if vit is not None else None
     if vit is not None:
@@ -107,14 +117,6 @@ def encoder_fraction(seg: Any, batch: int, peak_tflops: float, iters: int) -> di
     flops = counter.get_total_flops()
     if vit is not None:
         set_sam_attention(vit, mode)
-    for _ in range(2):
-        sam.embed(frames)
-    _sync(dev)
-    t = time.perf_counter()
-    for _ in range(iters):
-        sam.embed(frames)
-    _sync(dev)
-    rate = batch * iters / (time.perf_counter() - t)
     return {"batch": batch, "gflop_per_image": sig(flops / 1e9), "images_per_s": sig(rate),
             "fraction_of_bf16_matmul_peak": sig(flops * rate / 1e12 / peak_tflops)}
 
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="batch of the encoder-alone timing (with --compile, --batch avoids another compilation)")
     p.add_argument("--dtype", default="bfloat16", choices=["float32", "bfloat16"])
     p.add_argument("--attention", default=DEFAULT_ATTENTION, choices=ATTENTION_MODES,
-                   help="SAM's image-encoder attention path (the segmenter option attention)")
+                   help="SAM's ViT image-encoder attention path (the segmenter option attention; SAM 1 only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the image encoders (the segmenter option compile)")
     p.add_argument("--random-weights", action="store_true", help="random weights (else the installed ones)")
     p.add_argument("--tiny", action="store_true", help="toy sizes on the CPU")
@@ -142,18 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.tiny else "cpu")
     n = 1024 if args.tiny else 8192
     peak = matmul_tflops(device, torch.bfloat16, n, iters=3 if args.tiny else 20)
-    doc: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+    doc: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
                            "torch": torch.__version__, "frames": len(frames), "frame_size": list(frames.shape[1:3]),
                            "dtype": args.dtype, "bf16_matmul_tflops": sig(peak), "segmenters": []}
     for name in [s.strip() for s in args.segmenters.split(",")]:
         options = {"device": str(device), "dtype": args.dtype, "batch_size": args.batch, "pretrained": not args.random_weights,
-                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000, "attention": args.attention,
-                   "compile": args.compile}
+                   "tiny": args.tiny, "persam_steps": 50 if args.tiny else 1000, "compile": args.compile}
+        vit = SEGMENTERS.get(name).weights in ("sam_vit_b", "sam_vit_l", "sam_vit_h")  # SAM 1: the attention path
+        if vit:
+            options["attention"] = args.attention
         seg = build_segmenter(name, options, task="fetch_push")
         fps, batched = time_batched(seg, frames, args.repeats)
         loop_fps, looped = time_loop(seg, frames[: args.loop_frames])
         agree = iou(batched[: args.loop_frames], looped)
-        row = {"segmenter": name, "attention": args.attention, "compile": args.compile,
+        row = {"segmenter": name, "attention": args.attention if vit else None, "compile": args.compile,
                "pretrained": not args.random_weights, "batch": args.batch, "frames_per_s": sig(fps),
                "loop_frames_per_s": sig(loop_fps), "speedup": sig(fps / loop_fps),
                "agreement_iou_mean": sig(float(agree.mean())), "agreement_iou_min": sig(float(agree.min())),

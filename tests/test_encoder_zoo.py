@@ -572,8 +572,8 @@ OTHER_MODELS = [
     ("r3m_resnet18", lambda p: torchvision_file(p, 18), "a torchvision ResNet state dict (ResNet-18, fc 512->1000)"),
     ("mae_vitb16", lambda p: timm_vit_file(p, wrapper=None, head=True), "a timm ViT with a classification head"),
     ("mvp_vits16", lambda p: timm_vit_file(p, wrapper="state_dict"), "weights under 'state_dict'"),
-    ("dinov2_vitb14", lambda p: timm_vit_file(p, wrapper="model"), "weights under 'model' (MAE/MVP layout)"),
-    ("clip_vitb16", lambda p: timm_vit_file(p, wrapper="model"), "weights under 'model' (MAE/MVP layout)"),
+    ("dinov2_vitb14", lambda p: timm_vit_file(p, wrapper="model"), "weights under 'model' (as MAE, MVP and SAM 2 files store them)"),
+    ("clip_vitb16", lambda p: timm_vit_file(p, wrapper="model"), "weights under 'model' (as MAE, MVP and SAM 2 files store them)"),
     ("sam_vit_b", lambda p: r3m_file(p, 18, "r3m"), "an R3M checkpoint"),
 ]
 

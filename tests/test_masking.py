@@ -436,3 +436,47 @@ def test_with_mask_replaces_the_masking_wrapper():
     assert [w["name"] for w in with_mask(out, "none")["wrappers"]] == ["frame_stack"]
     with pytest.raises(ConfigError, match="takes no --mask-reference"):
         with_mask(cfg, "oracle", "ref.json")
+
+
+def test_segmenters_build_inside_inference_mode():
+    """Evaluations build their environments (and so the segmenter, whose PerSAM weights are fitted
+    by gradient descent) inside torch.inference_mode: the fit must run there too, and give the same
+    weights as outside it."""
+    from vfmbench.masking.segmenters import build_segmenter
+
+    for name in ("sam_vit_b", "sam2_hiera_t"):
+        options = {"pretrained": False, "tiny": True, "persam_steps": 20, "device": "cpu"}
+        outside = build_segmenter(name, options, task="fetch_reach")
+        with torch.inference_mode():
+            inside = build_segmenter(name, options, task="fetch_reach")
+        torch.testing.assert_close(inside.model.weights, outside.model.weights)
+        assert not torch.equal(inside.model.weights, torch.full((3,), 1 / 3))
+
+
+def test_segmenter_options_that_conflict_or_do_not_apply_are_refused(tmp_path, capsys):
+    from vfmbench.cli import app
+    from vfmbench.masking.segmenters import build_segmenter
+
+    with pytest.raises(ConfigError, match="sam_weights name weights files, but pretrained=false"):
+        build_segmenter("sam_vit_b", {"pretrained": False, "tiny": True, "sam_weights": str(tmp_path / "w.pth")},
+                        task="fetch_reach")
+    with pytest.raises(ConfigError, match="oracle segmenter .* takes no model options; got sam_weights, compile"):
+        build_segmenter("oracle", {"compile": True, "sam_weights": "w.pth"})
+    build_segmenter("oracle", {"device": "cpu", "dtype": "bfloat16"})  # where it runs is free
+    base = ["mask", "eval", "--task", "fetch_reach", "--segmenter", "oracle", "--episodes", "1"]
+    capsys.readouterr()
+    assert app(base + ["--dtype", "bfloat16", "--set", "dtype=float32"]) == 2
+    assert "--dtype and --set dtype=float32 disagree" in capsys.readouterr().err
+    assert app(base + ["--set", "dtype=float16"]) == 2
+    assert "dtype must be float32 or bfloat16, got 'float16'" in capsys.readouterr().err
+
+
+def test_mask_show_draws_sam_and_sam2(tmp_path):
+    """The figure of one frame through SAM-G, for a SAM and a SAM 2 segmenter (toy sizes, random)."""
+    from vfmbench.cli import app
+
+    for name in ("sam_vit_b", "sam2_hiera_t"):
+        out = tmp_path / f"{name}.png"
+        assert app(["mask", "show", "--task", "fetch_reach", "--segmenter", name, "--random-weights", "--set",
+                    "tiny=true", "--set", "persam_steps=10", "--device", "cpu", "--out", str(out)]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

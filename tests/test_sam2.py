@@ -255,8 +255,11 @@ def test_sam2_segmenters_are_listed_and_refuse_sam1_options():
     for arch in ("hiera_t", "hiera_s", "hiera_bp", "hiera_l"):
         row = SEGMENTERS.get(f"sam2_{arch}").to_dict()
         assert row["weights"] == f"sam2_{arch}" and row["family"] == "samg"
-    with pytest.raises(ConfigError, match="attention picks SAM 1's ViT attention path"):
-        build_segmenter("sam2_hiera_t", {"pretrained": False, "tiny": True, "attention": "eager"}, task="fetch_push")
+    # refused before any weights are looked for (these are not installed here)
+    with pytest.raises(ConfigError, match="attention=eager picks an attention path of SAM 1's ViT; sam2_hiera_t"):
+        build_segmenter("sam2_hiera_t", {"tiny": True, "attention": "eager"}, task="fetch_push")
+    with pytest.raises(ConfigError, match="segmenter option attention: .*got 'sdpa' \\(SAM 1's ViT only\\)"):
+        build_segmenter("sam2_hiera_t", {"tiny": True, "attention": "sdpa"}, task="fetch_push")
 
 
 # ------------------------------------------------------------------------------ (c) refusals
@@ -267,7 +270,9 @@ def test_an_image_encoder_alone_is_refused_naming_the_layout(tmp_path, official)
     state = torch.load(path, weights_only=True)["model"]
     bad = tmp_path / "encoder_only.pt"
     torch.save({"model": {k: v for k, v in state.items() if k.startswith("image_encoder.")}}, bad)
-    with pytest.raises(WeightsError, match=r"this is not a whole SAM 2 checkpoint .*the file looks like weights under 'model'"):
+    with pytest.raises(WeightsError, match=r"this is not a whole SAM 2 checkpoint .*the file looks like weights under "
+                                           r"'model' .*: a SAM 2 checkpoint \(image_encoder\.\*; no sam_prompt_encoder"
+                                           r"\.\*, sam_mask_decoder\.\*, memory_attention\.\*, memory_encoder\.\*\)"):
         build_promptable_sam2("hiera_t", WeightsLocation(SPEC, bad, "t"), tiny=True)
 
 
@@ -308,3 +313,26 @@ def test_full_size_configs_match_the_official_yaml(tmp_path, arch, config):
     assert emb.image.shape == (1, 256, 64, 64)
     for got, want in zip((emb.high_res[0], emb.high_res[1], emb.image), ref):
         assert err(got, want) < BOUND
+
+
+def test_a_damaged_or_foreign_file_of_ones_own_gets_an_error_about_that_file(tmp_path):
+    """sam_weights=FILE that is empty, not a checkpoint, or a bare tensor: the error names the file
+    given, says what is wrong with it, and points to the installed weight set as the alternative."""
+    from vfmbench.masking.segmenters import build_segmenter
+
+    cases = {"empty.pt": (b"", "could not be loaded: the file is empty"),
+             "text.pt": (b"hello", "the file cannot be read as a checkpoint"),
+             "tensor.pt": (None, "the file holds a pickled Tensor, not a mapping of tensors")}
+    for name, (content, expected) in cases.items():
+        path = tmp_path / name
+        if content is None:
+            torch.save(torch.ones(3), path)
+        else:
+            path.write_bytes(content)
+        with pytest.raises(WeightsError) as exc:
+            build_segmenter("sam2_hiera_t", {"tiny": True, "sam_weights": str(path), "device": "cpu"}, task="fetch_push")
+        msg = str(exc.value)
+        assert f"the weights file given for 'sam2_hiera_t' {expected}" in msg or expected in msg, msg
+        assert str(path) in msg and "leave it out to use the installed weight set" in msg, msg
+    with pytest.raises(WeightsError, match="the weights file given for 'sam2_hiera_t' does not exist"):
+        build_segmenter("sam2_hiera_t", {"tiny": True, "sam_weights": str(tmp_path / "nowhere.pt")}, task="fetch_push")

@@ -130,7 +130,7 @@ def test_missing_and_interrupted_downloads_leave_no_file(server, home):
             download_weights(spec)
         assert source in str(exc.value) and f"vfmbench weights download {name}" in str(exc.value)
         assert str(weights_path(spec)) in str(exc.value)
-        assert leftovers(weights_path(spec).parent) == []
+        assert not weights_path(spec).parent.exists()  # not even an empty folder
 
 
 def test_hub_folder_without_huggingface_hub_comes_file_by_file_from_hf_endpoint(server, home, monkeypatch):
@@ -232,7 +232,7 @@ def test_a_file_under_one_of_its_other_names_is_found_listed_verified_and_not_fe
     assert "r3m_50.pt" in str(exc.value)  # the error names the other accepted names
     alias = weights_path(spec).parent / "r3m_50.pt"
     alias.parent.mkdir(parents=True)
-    alias.write_bytes(b"weights")
+    torch.save({"convnet.weight": torch.ones(2)}, alias)
     assert spec.installed == alias and spec.status() == "installed"
     assert locate_weights(spec).path == alias
     assert download_weights(spec) == alias  # there: verified, not fetched (the source is unreachable)
@@ -240,7 +240,16 @@ def test_a_file_under_one_of_its_other_names_is_found_listed_verified_and_not_fe
     (row,) = json.loads(out)
     assert row["status"] == "installed" and row["path"] == str(alias) and row["also_named"] == ["r3m_50.pt"]
     code, out = run_cli(["weights", "verify"], capsys)
-    assert code == 0 and "toy_aliased: no published checksum" in out
+    assert code == 0 and "toy_aliased: readable, no published checksum" in out
+    # without a published checksum, verify still reads the file: a damaged or foreign one fails
+    for content in (b"", b"not a checkpoint", None):
+        if content is None:
+            torch.save(torch.ones(3), alias)  # a bare tensor, not a mapping of tensors
+        else:
+            alias.write_bytes(content)
+        code, out = run_cli(["weights", "verify", "toy_aliased"], capsys)
+        assert code == 1 and "toy_aliased: FAILED" in out, out
+    assert "the file holds a pickled Tensor, not a mapping of tensors" in out
 
 
 # ------------------------------------------------------------------------- TorchScript archives

@@ -10,8 +10,8 @@ from vfmbench.cli._common import example, positive_int, seed_int
 def _segmenter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segmenter", required=True, help="segmenter (vfmbench segmenters list)")
     p.add_argument("--reference", metavar="REF.json", help="SAM-G reference (default: the task's ground truth, seed 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="precision of the models")
+    p.add_argument("--device", help="auto (CUDA if available; the default), cpu, cuda, cuda:N")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], help="precision of the image encoders (default float32)")
     p.add_argument("--random-weights", action="store_true", help="random SAM/DINOv2 weights (tests only)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a segmenter option, e.g. --set refine=false (SegmenterConfig fields, docs/masking.md; "
@@ -69,14 +69,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict:
+    """The segmenter options: --set's, and the flags given (a flag and a --set of the same option
+    that disagree are refused)."""
     from vfmbench.utils.config import apply_overrides
+    from vfmbench.utils.errors import ConfigError
 
     opts = apply_overrides({}, args.overrides)
-    opts.update(device=args.device, dtype=args.dtype)
-    if args.reference:
-        opts["reference"] = args.reference
-    if args.random_weights:
-        opts["pretrained"] = False
+    flags = {"--device": ("device", args.device), "--dtype": ("dtype", args.dtype),
+             "--reference": ("reference", args.reference),
+             "--random-weights": ("pretrained", False if args.random_weights else None)}
+    for flag, (key, value) in flags.items():
+        if value is None:
+            continue
+        if key in opts and opts[key] != value:
+            raise ConfigError(f"{flag} and --set {key}={opts[key]} disagree: give one")
+        opts[key] = value
     return opts
 
 

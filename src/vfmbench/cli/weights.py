@@ -4,7 +4,7 @@ Weight sets are named (the zoo's are named after their encoders) and live under
 ``$VFMBENCH_HOME/weights/<name>/``; ``used_by`` says which encoders (or parts of other models)
 load each. ``download`` fetches from the official source (pooch; huggingface_hub for hub
 repositories when installed) and checks the sha256 where one is published; ``verify`` re-checks
-installed files; ``path`` says where a file belongs (for placing it by hand; the upstream release's
+installed files (and reads those without a published sha256 as checkpoints); ``path`` says where a file belongs (for placing it by hand; the upstream release's
 file name, or any of the weight set's ``also_named`` names, is read from that folder).
 
 ``list`` shows a file as ``installed`` only when it passes verification (present, and matching
@@ -54,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dl.set_defaults(func=_download)
 
     vf = s.add_parser("verify", help="check installed weights against their sha256",
-                      description="Re-check installed files: the published sha256 where there is one; exits 1 if "
-                                  "any fails or is missing.",
+                      description="Re-check installed files: the published sha256 where there is one, else that "
+                                  "the file reads as a checkpoint; exits 1 if any fails or is missing.",
                       epilog=example("vfmbench weights verify imagenet_resnet18"))
     vf.add_argument("names", nargs="*", metavar="NAME", help="weight-set names (default: every installed one)")
     vf.set_defaults(func=_verify)
@@ -119,7 +119,10 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from vfmbench.utils.errors import WeightsError
+    from vfmbench.weights.formats import CheckpointError, read_state_dict
 
     specs = _selected(args.names)
     if not args.names:
@@ -133,11 +136,18 @@ def _verify(args: argparse.Namespace) -> int:
             continue
         try:
             digest = spec.checksum(path)
-        except WeightsError as exc:
+            if not spec.sha256 and Path(path).is_file():  # nothing to compare with: the file must at least read
+                read_state_dict(Path(path))
+        except (WeightsError, CheckpointError) as exc:
             print(f"{spec.name}: FAILED {exc}")
             failed += 1
             continue
-        state = "ok" if spec.sha256 else "no published checksum; loaded files are identified by"
+        except Exception as exc:  # a damaged or foreign file raises anything from EOFError to RuntimeError
+            print(f"{spec.name}: FAILED {path} cannot be read as a checkpoint ({type(exc).__name__}: {exc}); "
+                  f"delete it and run {spec.fetch_command}")
+            failed += 1
+            continue
+        state = "ok" if spec.sha256 else "readable, no published checksum; loaded files are identified by"
         print(f"{spec.name}: {state} sha256 {digest}")
     if not specs:
         print("no installed weights to verify (see `vfmbench weights list`)")

@@ -102,6 +102,8 @@ _DINOV2 = dict(family="dinov2", crop_pct=0.875, interpolation="bicubic", mean=IM
                pooling="cls")
 # dinov2/hub/backbones.py: position embeddings trained at 518; without registers interpolate_offset 0.1 and
 # no antialiasing (the defaults of _make_dinov2_model), with registers offset 0 and antialiasing.
+_SAMG_SEGMENTERS = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_bp",
+                    "sam2_hiera_l")
 _PLAIN = dict(pos_image_size=518, interpolate_offset=0.1, interpolate_antialias=False)
 _REG4 = dict(pos_image_size=518, num_registers=4, interpolate_offset=0.0, interpolate_antialias=True)
 for _name, _hub, _arch, _desc, _official, _paper in (
@@ -118,6 +120,8 @@ for _name, _hub, _arch, _desc, _official, _paper in (
         _name, "dinov2", f"DINOv2 {_desc}; CLS token after the final norm", _arch.hidden_size,
         _weight_set(_name, "hf://" + _hub, _hub.split("/")[1], None, "Apache-2.0", "hf_dir", files=HUB_FILES,
                     also_named=(_official,),  # the official release (dl.fbaipublicfiles.com/dinov2/...)
+                    # SAM-G's correspondence features (segmenter option dino, this one by default)
+                    also_used_by=tuple(f"segmenter {s}" for s in _SAMG_SEGMENTERS) if _name == "dinov2_vitb14" else (),
                     description=f"hub folder; the official {_official} is read too"),
         partial(build_vit, arch=_arch, **_DINOV2),
         paper=_paper,

@@ -37,21 +37,28 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, 
 
 def fit_mixing_weights(logits: torch.Tensor, target: torch.Tensor, steps: int = 1000, lr: float = 1e-3) -> torch.Tensor:
     """Fit (w1, w2) on multimask logits ``[S, 3, H, W]`` (S decodings of the reference frame) against
-    its mask ``[H, W]`` (bool or 0/1). Returns the three weights ``[3]`` = (w1, w2, 1 - w1 - w2)."""
+    its mask ``[H, W]`` (bool or 0/1). Returns the three weights ``[3]`` = (w1, w2, 1 - w1 - w2).
+    Works under ``torch.no_grad`` and ``torch.inference_mode`` too (segmenters are built where
+    environments are, e.g. inside an evaluation's inference mode): the fit runs with gradients on
+    copies of the inputs made outside inference mode."""
     if logits.ndim != 4 or logits.shape[1] != 3:
         raise ValueError(f"expected multimask logits [S, 3, H, W], got {tuple(logits.shape)}")
-    logits = logits.detach().float()
-    target = target.to(logits.device, torch.float32).expand(logits.shape[0], *target.shape[-2:])
+    with torch.inference_mode(False), torch.enable_grad():
+        logits = logits.detach().float().clone()  # an inference tensor cannot be saved for backward
+        target = target.to(logits.device, torch.float32).clone().expand(logits.shape[0], *target.shape[-2:])
+        return _fit(logits, target, steps, lr)
+
+
+def _fit(logits: torch.Tensor, target: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
     w = torch.full((2,), 1.0 / 3.0, device=logits.device, requires_grad=True)
     opt = torch.optim.AdamW([w], lr=lr, eps=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    with torch.enable_grad():
-        for _ in range(steps):
-            mixed = mix(logits, torch.cat([w, 1 - w.sum(0, keepdim=True)]))
-            loss = dice_loss(mixed, target) + focal_loss(mixed, target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+    for _ in range(steps):
+        mixed = mix(logits, torch.cat([w, 1 - w.sum(0, keepdim=True)]))
+        loss = dice_loss(mixed, target) + focal_loss(mixed, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
     w = w.detach()
     return torch.cat([w, 1 - w.sum(0, keepdim=True)])

@@ -147,9 +147,11 @@ def point_features(feat: torch.Tensor, ref: Reference, use_points: bool) -> Poin
     return PointFeatures(t1, t2)
 
 
-def similarity(pf: torch.Tensor, feats: torch.Tensor, sam: Promptable, frame_hw: tuple[int, int]) -> torch.Tensor:
-    """Cosine similarity of unit point features ``[M, C]`` with ``feats`` ``[B, C, g, g]``, upsampled
-    x4 and post-processed to the frame as SAM's masks are -> ``[B, M, H, W]``."""
+def similarity(pf: torch.Tensor, feats: Embeddings, sam: Promptable, frame_hw: tuple[int, int]) -> torch.Tensor:
+    """Cosine similarity of unit point features ``[M, C]`` with ``feats`` ``[B, C, g, g]`` (or a
+    model's embeddings: their `feature_map`), upsampled x4 and post-processed to the frame as SAM's
+    masks are -> ``[B, M, H, W]``."""
+    feats = feature_map(feats)
     if not len(pf):
         return feats.new_zeros(feats.shape[0], 0, *frame_hw)
     sim = torch.einsum("mc,bchw->bmhw", pf.to(feats.dtype), F.normalize(feats, dim=1))
@@ -247,8 +249,7 @@ class SamG(torch.nn.Module):
                         pf_dino: PointFeatures | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Averaged similarity maps of the type-1 and type-2 point features: ``[B, M1, H, W]``, ``[B, M2, H, W]``."""
         ps, pd = pf_sam or self.pf_sam, pf_dino or self.pf_dino
-        feats = feature_map(sam_emb)
-        s1, s2 = similarity(ps.type1, feats, self.sam, frame_hw), similarity(ps.type2, feats, self.sam, frame_hw)
+        s1, s2 = similarity(ps.type1, sam_emb, self.sam, frame_hw), similarity(ps.type2, sam_emb, self.sam, frame_hw)
         if dino_feat is not None and pd is not None:
             s1 = (s1 + similarity(pd.type1, dino_feat, self.sam, frame_hw)) / 2
             s2 = (s2 + similarity(pd.type2, dino_feat, self.sam, frame_hw)) / 2

@@ -19,7 +19,7 @@ are not entries: docs/masking.md says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 import numpy as np
@@ -61,12 +61,24 @@ class SegmenterConfig:
 
     def validate(self) -> None:
         if self.dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"segmenter dtype must be float32 or bfloat16, got {self.dtype!r}")
+            raise ConfigError(f"segmenter option dtype must be float32 or bfloat16, got {self.dtype!r}")
         from vfmbench.encoders.sam_attention import check_attention_mode
 
-        check_attention_mode(self.attention)
+        try:
+            check_attention_mode(self.attention)
+        except ConfigError as exc:
+            raise ConfigError(f"segmenter option attention: {exc} (SAM 1's ViT only)") from None
         if self.batch_size < 1 or self.persam_steps < 1:
-            raise ConfigError("segmenter batch_size and persam_steps must be at least 1")
+            raise ConfigError("segmenter options batch_size and persam_steps must be at least 1")
+        given = [k for k in ("sam_weights", "dino_weights") if getattr(self, k)]
+        if given and not self.pretrained:
+            raise ConfigError(f"segmenter options {' and '.join(given)} name weights files, but pretrained=false "
+                              "(--random-weights) asks for random weights: give one or the other")
+
+    def changed(self) -> list[str]:
+        """The options set to other values than their defaults."""
+        default = SegmenterConfig()
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)]
 
 
 class Segmenter:
@@ -124,12 +136,16 @@ class SegmenterSpec:
     paper: str = ""
 
     def weights_status(self) -> str:
+        """'none' (no weights), else the worst status of its weight sets: its SAM's and, for SAM-G,
+        the default DINOv2's ('missing' or 'corrupt' if either is)."""
         if self.weights is None:
             return "none"
         import vfmbench.encoders  # noqa: F401  (registers the weight sets)
         from vfmbench.weights import WEIGHTS
 
-        return WEIGHTS.get(self.weights).status()
+        names = [self.weights] + ([SegmenterConfig.dino] if self.family == "samg" else [])
+        states = [WEIGHTS.get(n).status() for n in names]
+        return next((s for s in ("missing", "corrupt") if s in states), "installed")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "weights": self.weights,
@@ -158,10 +174,12 @@ def load_reference(config: SegmenterConfig, task: str | None) -> Any:
     return reference_from_task(task)
 
 
-def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any]
+def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any], vit_attention: bool = True
                 ) -> Callable[[SegmenterConfig, str | None], Segmenter]:
     """The builder of SAM-G segmenter `name`: `make_sam(config, location)` makes its promptable SAM
-    from the weight set of the same name (location None: random weights)."""
+    from the weight set of the same name (location None: random weights). ``vit_attention``: the
+    model has SAM 1's ViT, whose attention path the option ``attention`` picks (else only its
+    default is accepted)."""
     def build(config: SegmenterConfig, task: str | None) -> Segmenter:
         import torch
 
@@ -171,11 +189,16 @@ def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any]
         from vfmbench.weights import WEIGHTS, locate_weights
 
         config.validate()
+        if not vit_attention and config.attention != SegmenterConfig.attention:
+            raise ConfigError(f"segmenter option attention={config.attention} picks an attention path of SAM 1's ViT; "
+                              f"{name} (Hiera) has no such choice: leave the option out")
         ref = load_reference(config, task)
         location = None
         if config.pretrained:
             location = locate_weights(WEIGHTS.get(name), config.sam_weights,
-                                      hint="for random weights (tests only) set the segmenter option pretrained=false")
+                                      hint="for random weights (tests only) set the segmenter option pretrained=false: "
+                                           "--random-weights on `vfmbench mask`, or options: {pretrained: false} "
+                                           "of a samg wrapper in task_config.wrappers (--mask itself takes none)")
         sam = make_sam(config, location)
         dino = None
         if config.use_dino:
@@ -201,6 +224,16 @@ def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any]
     return build
 
 
+def _oracle(config: SegmenterConfig) -> OracleSegmenter:
+    """The oracle, which reads ground truth: a model's options (weights, compile, ablations, ...) are
+    refused rather than ignored; where it runs (device, dtype, batch_size, seed) is free."""
+    unused = [k for k in config.changed() if k not in ("device", "dtype", "batch_size", "seed")]
+    if unused:
+        raise ConfigError(f"the oracle segmenter reads the task's ground-truth masks and takes no model options; "
+                          f"got {', '.join(unused)}")
+    return OracleSegmenter()
+
+
 def _sam(arch: str) -> Callable[[SegmenterConfig, Any], Any]:
     def make(config: SegmenterConfig, location: Any) -> Any:
         from vfmbench.masking.sam_model import build_promptable_sam
@@ -214,10 +247,6 @@ def _sam2(arch: str) -> Callable[[SegmenterConfig, Any], Any]:
     def make(config: SegmenterConfig, location: Any) -> Any:
         from vfmbench.masking.sam2_model import build_promptable_sam2
 
-        if config.attention != SegmenterConfig.attention:
-            raise ConfigError(f"the segmenter option attention picks SAM 1's ViT attention path; SAM 2's Hiera "
-                              f"runs transformers' sdpa attention and has no such choice (got {config.attention!r}; "
-                              "leave it out)")
         return build_promptable_sam2(arch, location, seed=config.seed, tiny=config.tiny)
 
     return make
@@ -225,7 +254,7 @@ def _sam2(arch: str) -> Callable[[SegmenterConfig, Any], Any]:
 
 SEGMENTERS.register(SegmenterSpec(
     "oracle", "ground-truth masks of the task's mask groups (MuJoCo segmentation): the upper bound", "oracle",
-    lambda config, task: OracleSegmenter(), paper="002 (upper bound)"))
+    lambda config, task: _oracle(config), paper="002 (upper bound)"))
 for _arch, _size in (("vit_b", "ViT-B"), ("vit_l", "ViT-L"), ("vit_h", "ViT-H")):
     SEGMENTERS.register(SegmenterSpec(
         f"sam_{_arch}", f"SAM-G on Segment Anything {_size} (whole official checkpoint) + DINOv2 ViT-B/14 "
@@ -235,7 +264,7 @@ for _arch, _size in (("hiera_t", "Hiera-T"), ("hiera_s", "Hiera-S"), ("hiera_bp"
     SEGMENTERS.register(SegmenterSpec(
         f"sam2_{_arch}", f"SAM-G on Segment Anything 2.1 {_size} (image mode, official checkpoint) + DINOv2 "
                          "ViT-B/14 correspondence, 3 decoding rounds, PerSAM weights", "samg",
-        _build_samg(f"sam2_{_arch}", _sam2(_arch)), weights=f"sam2_{_arch}",
+        _build_samg(f"sam2_{_arch}", _sam2(_arch), vit_attention=False), weights=f"sam2_{_arch}",
         paper="002 (SAM 2 in place of SAM)"))
 
 

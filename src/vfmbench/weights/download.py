@@ -49,8 +49,10 @@ def download_weights(spec: WeightsSpec, *, force: bool = False, progress: bool =
         verify_weights(spec, present)
         return present
     path = weights_path(spec)
+    made_folder = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=path.name + ".", suffix=".part"))
+    done = False
     try:
         fetched = staging / spec.filename
         try:
@@ -70,8 +72,11 @@ def download_weights(spec: WeightsSpec, *, force: bool = False, progress: bool =
             raise _download_error(spec, path, exc) from exc
         _check(spec, fetched, path)
         _move_into_place(fetched, path)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if made_folder and not done and not any(path.parent.iterdir()):
+            path.parent.rmdir()  # a failed first download leaves no empty weight-set folder behind
     return path
 
 

@@ -90,8 +90,15 @@ def _script_prefix(archive: zipfile.ZipFile) -> str | None:
 
 def read_state_dict(path: Path) -> dict[str, Any]:
     """The top-level mapping stored in checkpoint file `path` (tensors, maybe nested dicts), read
-    without running code from the file (see the module docstring)."""
-    path = Path(path)
+    without running code from the file (see the module docstring). A file holding anything but a
+    mapping (a bare tensor, a list) raises `CheckpointError` saying what it holds."""
+    state = _read(Path(path))
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"the file holds {describe_checkpoint(state)}")
+    return state
+
+
+def _read(path: Path) -> Any:
     if _is_safetensors(path):
         from safetensors.torch import load_file
 
@@ -336,6 +343,13 @@ def _resnet_sizes(t: Mapping[str, torch.Tensor], prefix: str = "") -> str:
     return f" ({', '.join(parts)})"
 
 
+def _parts(keys: list[str], parts: tuple[str, ...]) -> str:
+    """Which of a model's top-level `parts` the keys hold: "(image_encoder.*, ...; no mask_decoder.*)"."""
+    held = [p for p in parts if any(k.startswith(p + ".") for k in keys)]
+    missing = [p for p in parts if p not in held]
+    return "(" + ", ".join(f"{p}.*" for p in held) + ("; no " + ", ".join(f"{p}.*" for p in missing) if missing else "") + ")"
+
+
 def _describe_flat(state: Mapping[str, Any]) -> str:
     t = _tensors(state)
     if not t:
@@ -348,8 +362,11 @@ def _describe_flat(state: Mapping[str, Any]) -> str:
     keys = list(t)
     where = f", every key prefixed {prefix!r}" if prefix else ""
     has = t.__contains__
-    if any(k.startswith("image_encoder.") for k in keys):
-        what = "a segment-anything checkpoint (image_encoder.*, prompt_encoder.*, mask_decoder.*)" + \
+    if any(k.startswith("image_encoder.trunk.") for k in keys):
+        what = "a SAM 2 checkpoint " + _parts(keys, ("image_encoder", "sam_prompt_encoder", "sam_mask_decoder",
+                                                      "memory_attention", "memory_encoder"))
+    elif any(k.startswith("image_encoder.") for k in keys):
+        what = "a segment-anything checkpoint " + _parts(keys, ("image_encoder", "prompt_encoder", "mask_decoder")) + \
             _vit_sizes(t, "image_encoder.")
     elif any(k.startswith("visual.") for k in keys):
         if has("visual.attnpool.c_proj.weight"):
@@ -387,7 +404,7 @@ _WRAPPERS = {
     "r3m": "an R3M checkpoint (the ResNet under 'r3m')",
     "vip": "a VIP checkpoint (the ResNet under 'vip')",
     "teacher": "a DINOv2 training checkpoint (under 'teacher')",
-    "model": "weights under 'model' (MAE/MVP layout)",
+    "model": "weights under 'model' (as MAE, MVP and SAM 2 files store them)",
     "state_dict": "weights under 'state_dict'",
     "module": "weights under 'module'",
 }

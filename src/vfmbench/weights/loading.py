@@ -30,13 +30,24 @@ class WeightsLocation:
     path: Path
     sha256: str
     hint: str = ""
+    given: bool = False  # a file of the user's own (weights=...), not the installed weight set
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     def error(self, problem: str) -> WeightsError:
+        if self.given:
+            return own_weights_error(self.spec, self.path, problem, self.hint)
         return weights_error(self.spec, self.path, problem, self.hint)
+
+
+def own_weights_error(spec: WeightsSpec, path: Path, problem: str, hint: str = "") -> WeightsError:
+    """An error about a weights file the user gave for `spec` (not the installed set): what is wrong
+    with it, and that the installed set is the alternative."""
+    lines = [f"the weights file given for {spec.name!r} {problem}", f"  file: {path}",
+             f"  check that file, or leave it out to use the installed weight set ({spec.fetch_command})"]
+    return WeightsError("\n".join(lines + ([f"  {hint}"] if hint else [])))
 
 
 def locate_weights(spec: WeightsSpec, weights: str | os.PathLike[str] | None = None, *,
@@ -52,12 +63,12 @@ def locate_weights(spec: WeightsSpec, weights: str | os.PathLike[str] | None = N
         return WeightsLocation(spec, path, digest, hint)
     path = Path(weights).expanduser()
     if not path.exists():
-        raise weights_error(spec, path, "not found (weights= points to a missing path)", hint)
+        raise own_weights_error(spec, path, "does not exist", hint)
     try:
         digest = cached_sha256(path)
     except WeightsError as exc:
-        raise weights_error(spec, path, f"are incomplete ({exc})", hint) from None
-    return WeightsLocation(spec, path, digest, hint)
+        raise own_weights_error(spec, path, f"cannot be read ({exc})", hint) from None
+    return WeightsLocation(spec, path, digest, hint, given=True)
 
 
 def load_checkpoint_into(
@@ -78,5 +89,12 @@ def load_checkpoint_into(
         else:
             checkpoint = read_state_dict(location.path)
             load_exact(module, convert(checkpoint), stored=file_keys(checkpoint))
+    except CheckpointError as exc:  # readable, but not what this model reads
+        raise location.error(f"could not be loaded ({exc})") from exc
     except Exception as exc:  # corrupt archives raise anything from EOFError to RuntimeError
-        raise location.error(f"could not be loaded ({type(exc).__name__}: {exc})") from exc
+        if location.path.is_dir():
+            raise location.error(f"could not be loaded ({type(exc).__name__}: {exc})") from exc
+        if location.path.stat().st_size == 0:
+            raise location.error("could not be loaded: the file is empty") from exc
+        raise location.error(f"could not be loaded: the file cannot be read as a checkpoint ({type(exc).__name__}: "
+                             f"{exc}); it is damaged or of another kind") from exc
