@@ -464,6 +464,11 @@ def test_segmenter_options_that_conflict_or_do_not_apply_are_refused(tmp_path, c
         build_segmenter("oracle", {"compile": True, "sam_weights": "w.pth"})
     build_segmenter("oracle", {"device": "cpu", "dtype": "bfloat16"})  # where it runs is free
     base = ["mask", "eval", "--task", "fetch_reach", "--segmenter", "oracle", "--episodes", "1"]
+    with pytest.raises(ConfigError, match="device must be auto, cpu, cuda or cuda:N, got 'banana'"):
+        build_segmenter("oracle", {"device": "banana"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device=cuda:0, but this machine has no such CUDA device"):
+            build_segmenter("sam2_hiera_t", {"pretrained": False, "tiny": True, "device": "cuda:0"}, task="fetch_reach")
     capsys.readouterr()
     assert app(base + ["--dtype", "bfloat16", "--set", "dtype=float32"]) == 2
     assert "--dtype and --set dtype=float32 disagree" in capsys.readouterr().err
@@ -480,3 +485,24 @@ def test_mask_show_draws_sam_and_sam2(tmp_path):
         assert app(["mask", "show", "--task", "fetch_reach", "--segmenter", name, "--random-weights", "--set",
                     "tiny=true", "--set", "persam_steps=10", "--device", "cpu", "--out", str(out)]) == 0
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_mask_and_a_masking_wrapper_in_one_command_are_refused(tmp_path, capsys):
+    """--mask beside a masking wrapper of the command's own task_config (collect), or beside
+    mask_options naming another segmenter (rl train): refused instead of one silently winning."""
+    from vfmbench.cli import app
+    from vfmbench.rl.build import mask_wrappers
+    from vfmbench.rl.config import RLRunSpec
+    from vfmbench.utils.config import from_dict
+
+    wrapper = "task_config.wrappers=[{name: samg, options: {segmenter: sam2_hiera_t}}]"
+    assert app(["collect", "--task", "fetch_reach", "--episodes", "1", "--mask", "oracle", "--set", wrapper,
+                "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "--mask oracle and a masking wrapper in task_config.wrappers (samg) were both given" in err
+    assert not (tmp_path / "d").exists()
+    with pytest.raises(ConfigError, match="--mask sam2_hiera_t and mask_options.segmenter=sam_vit_b disagree"):
+        mask_wrappers("sam2_hiera_t", {"segmenter": "sam_vit_b"})
+    with pytest.raises(ConfigError, match="give masking either as mask or as task_config.wrappers, not both"):
+        from_dict(RLRunSpec, {"task": "dmc_cartpole_swingup", "agent": "drqv2", "mask": "oracle",
+                              "task_config": {"wrappers": [{"name": "gt_mask"}]}}, source="test")

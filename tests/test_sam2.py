@@ -320,8 +320,8 @@ def test_a_damaged_or_foreign_file_of_ones_own_gets_an_error_about_that_file(tmp
     given, says what is wrong with it, and points to the installed weight set as the alternative."""
     from vfmbench.masking.segmenters import build_segmenter
 
-    cases = {"empty.pt": (b"", "could not be loaded: the file is empty"),
-             "text.pt": (b"hello", "the file cannot be read as a checkpoint"),
+    cases = {"empty.pt": (b"", "could not be loaded (the file is empty)"),
+             "text.pt": (b"<!DOCTYPE html><html>Access Denied</html>", "it is neither a PyTorch checkpoint"),
              "tensor.pt": (None, "the file holds a pickled Tensor, not a mapping of tensors")}
     for name, (content, expected) in cases.items():
         path = tmp_path / name
@@ -336,3 +336,12 @@ def test_a_damaged_or_foreign_file_of_ones_own_gets_an_error_about_that_file(tmp
         assert str(path) in msg and "leave it out to use the installed weight set" in msg, msg
     with pytest.raises(WeightsError, match="the weights file given for 'sam2_hiera_t' does not exist"):
         build_segmenter("sam2_hiera_t", {"tiny": True, "sam_weights": str(tmp_path / "nowhere.pt")}, task="fetch_push")
+
+
+def test_a_checkpoint_lacking_keys_the_conversion_needs_names_them(tmp_path, official):
+    _, _, path = official
+    state = torch.load(path, weights_only=True)["model"]
+    bad = tmp_path / "no_points.pt"
+    torch.save({"model": {k: v for k, v in state.items() if ".point_embeddings." not in k}}, bad)
+    with pytest.raises(WeightsError, match=r"it lacks sam_prompt_encoder\.point_embeddings\.0\.weight, "):
+        build_promptable_sam2("hiera_t", WeightsLocation(SPEC, bad, "t"), tiny=True)

@@ -242,13 +242,16 @@ def test_a_file_under_one_of_its_other_names_is_found_listed_verified_and_not_fe
     code, out = run_cli(["weights", "verify"], capsys)
     assert code == 0 and "toy_aliased: readable, no published checksum" in out
     # without a published checksum, verify still reads the file: a damaged or foreign one fails
-    for content in (b"", b"not a checkpoint", None):
+    for content in (b"", b"<!DOCTYPE html><html>Access Denied</html>", bytes(64), None):
         if content is None:
             torch.save(torch.ones(3), alias)  # a bare tensor, not a mapping of tensors
         else:
             alias.write_bytes(content)
         code, out = run_cli(["weights", "verify", "toy_aliased"], capsys)
         assert code == 1 and "toy_aliased: FAILED" in out, out
+        assert "TRUST" not in out  # a damaged file is never an occasion to turn safe loading off
+        if content:
+            assert "neither a PyTorch checkpoint (a zip archive or a pickle) nor a safetensors file" in out
     assert "the file holds a pickled Tensor, not a mapping of tensors" in out
 
 

@@ -57,8 +57,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.masks:
         task_cfg["masks"] = True
     if args.mask:
-        from vfmbench.masking.wiring import with_mask
+        from vfmbench.masking.wiring import refuse_second_mask, with_mask
 
+        refuse_second_mask(task_cfg, args.mask)
         task_cfg = with_mask(task_cfg, args.mask, args.mask_reference)
     with_options(data, source, task=args.task, episodes=args.episodes, seed=args.seed,
                  keep_failures=args.keep_failures, action_noise=args.action_noise)

@@ -8,9 +8,9 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     from vfmbench.cli._common import add_list_command, example
 
-    p = sub.add_parser("segmenters", help="segmenters for SAM-G masking (oracle, SAM ViT-B/L/H)",
+    p = sub.add_parser("segmenters", help="segmenters for SAM-G masking (oracle, SAM ViT-B/L/H, SAM 2.1 Hiera)",
                        description="The segmenters --mask accepts: oracle (ground-truth masks) and SAM-G with SAM "
-                                   "ViT-B/L/H (docs/masking.md).",
+                                   "ViT-B/L/H or SAM 2.1 Hiera-T/S/B+/L (docs/masking.md).",
                        epilog=example("vfmbench segmenters list"))
     inner = p.add_subparsers(dest="segmenters_command", metavar="COMMAND")
     inner.required = True

@@ -83,8 +83,10 @@ def convert_sam2_model(checkpoint: dict[str, Any]) -> StateDict:
     shared image embedding. A file without the image encoder, prompt encoder and mask decoder
     (an image encoder alone, a SAM 1 checkpoint, ...) raises `CheckpointError` saying what it looks like."""
     state = unwrap(checkpoint, ("model",))
-    if not all(isinstance(state.get(k), torch.Tensor) for k in _REQUIRED):
-        raise not_the_format(_LAYOUT, checkpoint)
+    missing = [k for k in (*_REQUIRED, *(_POINT_KEY.format(i) for i in range(4)))
+               if not isinstance(state.get(k), torch.Tensor)]
+    if missing:
+        raise not_the_format(_LAYOUT, checkpoint, missing)
     kept = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and not k.startswith(VIDEO_PREFIXES)
             and k != _PE_KEY and not k.startswith("sam_prompt_encoder.point_embeddings.")}
     out = rename(kept, _RULES)

@@ -54,8 +54,9 @@ def convert_sam_model(checkpoint: dict[str, Any]) -> StateDict:
     """A whole segment-anything state dict -> `transformers` ``SamModel`` keys. The random-Fourier
     matrix of the prompt encoder is the model's shared image embedding (one tensor, two names).
     A file without the prompt encoder (an image encoder alone) raises `CheckpointError`."""
-    if not isinstance(checkpoint.get(_PE_KEY), torch.Tensor) or "mask_decoder.iou_token.weight" not in checkpoint:
-        raise not_the_format(_LAYOUT, checkpoint)
+    missing = [k for k in (_PE_KEY, "mask_decoder.iou_token.weight") if not isinstance(checkpoint.get(k), torch.Tensor)]
+    if missing:
+        raise not_the_format(_LAYOUT, checkpoint, missing)
     out = {f"vision_encoder.{k}": v for k, v in convert_segment_anything(checkpoint).items()}
     rest = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)
             and k.startswith(("prompt_encoder.", "mask_decoder.")) and k != _PE_KEY}

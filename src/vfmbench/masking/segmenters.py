@@ -19,6 +19,7 @@ are not entries: docs/masking.md says why.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -60,6 +61,8 @@ class SegmenterConfig:
     tiny: bool = False
 
     def validate(self) -> None:
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):
+            raise ConfigError(f"segmenter option device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.dtype not in ("float32", "bfloat16"):
             raise ConfigError(f"segmenter option dtype must be float32 or bfloat16, got {self.dtype!r}")
         from vfmbench.encoders.sam_attention import check_attention_mode
@@ -156,11 +159,17 @@ SEGMENTERS: Registry[SegmenterSpec] = Registry("segmenter")
 
 
 def _device(name: str) -> Any:
+    """The torch device of the option `device` (validated by `SegmenterConfig.validate`); a CUDA
+    device on a machine without one is a ConfigError."""
     import torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"segmenter option device={name}, but this machine has no such CUDA device "
+                          f"({torch.cuda.device_count()} found): use device=cpu or auto")
+    return device
 
 
 def load_reference(config: SegmenterConfig, task: str | None) -> Any:
@@ -189,6 +198,7 @@ def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any], vit_
         from vfmbench.weights import WEIGHTS, locate_weights
 
         config.validate()
+        device = _device(config.device)
         if not vit_attention and config.attention != SegmenterConfig.attention:
             raise ConfigError(f"segmenter option attention={config.attention} picks an attention path of SAM 1's ViT; "
                               f"{name} (Hiera) has no such choice: leave the option out")
@@ -197,7 +207,8 @@ def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any], vit_
         if config.pretrained:
             location = locate_weights(WEIGHTS.get(name), config.sam_weights,
                                       hint="for random weights (tests only) set the segmenter option pretrained=false: "
-                                           "--random-weights on `vfmbench mask`, or options: {pretrained: false} "
+                                           "--random-weights on `vfmbench mask`, --set 'mask_options.options="
+                                           "{pretrained: false}' on `vfmbench rl train`, or options: {pretrained: false} "
                                            "of a samg wrapper in task_config.wrappers (--mask itself takes none)")
         sam = make_sam(config, location)
         dino = None
@@ -208,7 +219,7 @@ def _build_samg(name: str, make_sam: Callable[[SegmenterConfig, Any], Any], vit_
             enc = create_encoder(config.dino, pretrained=config.pretrained, **kwargs)
             # the authors' 448-pixel input: a 32 x 32 patch grid on SAM's 64 x 64 one (tiny: 2 on 4)
             dino = DinoFeatures(enc, grid=sam.grid // 2, out_grid=sam.grid)
-        device, dtype = _device(config.device), getattr(torch, config.dtype)
+        dtype = getattr(torch, config.dtype)
         sam.to(device)
         sam.model.vision_encoder.to(dtype)
         if dino is not None:

@@ -30,6 +30,18 @@ def mask_wrapper(mask: str, reference: str | None = None) -> dict[str, Any]:
     return {"name": "samg", "options": options}
 
 
+def refuse_second_mask(task_config: dict[str, Any], mask: str | None, where: str = "task_config.wrappers") -> None:
+    """A ConfigError when one command is given both ``--mask`` and a masking wrapper of its own in
+    `task_config` (one would silently replace, or stack on, the other)."""
+    if mask is None:
+        return
+    given = [w["name"] if isinstance(w, dict) else w.name for w in task_config.get("wrappers", []) or []]
+    clash = [n for n in given if n in MASK_WRAPPERS]
+    if clash:
+        raise ConfigError(f"--mask {mask} and a masking wrapper in {where} ({', '.join(clash)}) were both given: "
+                          "give one (the wrapper carries segmenter options; --mask takes none)")
+
+
 def with_mask(task_config: dict[str, Any], mask: str | None, reference: str | None = None) -> dict[str, Any]:
     """`task_config` (a TaskConfig mapping) with its masking wrapper replaced by `mask`'s (``none``:
     removed; None: unchanged). The masking wrapper goes first, before frame stacking."""

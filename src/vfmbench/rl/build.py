@@ -37,6 +37,9 @@ def mask_wrappers(mask: str | None, options: dict) -> list[WrapperConfig]:
 
     if mask is None:
         return []
+    if options.get("segmenter", mask) != mask:
+        raise ConfigError(f"--mask {mask} and mask_options.segmenter={options['segmenter']} disagree: --mask names "
+                          "the segmenter (mask_options are its wrapper's other options)")
     if mask == "oracle":
         return [WrapperConfig("gt_mask", dict(options))]
     try:

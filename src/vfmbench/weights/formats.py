@@ -98,6 +98,13 @@ def read_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
+def _is_pickle(path: Path) -> bool:
+    """Whether `path` starts as a pickle of protocol 2 or later does (PyTorch's legacy format)."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def _read(path: Path) -> Any:
     if _is_safetensors(path):
         from safetensors.torch import load_file
@@ -120,12 +127,19 @@ def _read(path: Path) -> Any:
             with warnings.catch_warnings():  # torch.jit.load is deprecated but still reads them
                 warnings.simplefilter("ignore", DeprecationWarning)
                 return ScriptArchive(torch.jit.load(str(path), map_location="cpu").state_dict())
+    elif path.stat().st_size == 0:
+        raise CheckpointError("the file is empty")
+    elif not _is_pickle(path):
+        raise CheckpointError("it is neither a PyTorch checkpoint (a zip archive or a pickle) nor a safetensors "
+                              "file: the file is damaged, or something else (an HTML error page, a text file, ...)")
     if trusted():
         return torch.load(path, map_location="cpu", weights_only=False)
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # not a refused class: the pickle itself is broken
+            raise CheckpointError("its pickle cannot be read: the file is damaged or truncated") from None
         raise CheckpointError(
             f"it pickles objects other than tensors ({str(exc).splitlines()[0]}); "
             f"{_trust_hint('load it anyway')}"
@@ -424,9 +438,13 @@ def describe_checkpoint(checkpoint: Any) -> str:
     return container + _describe_flat(checkpoint)
 
 
-def not_the_format(expected: str, checkpoint: Any) -> CheckpointError:
-    """The error for a file that is not in the layout a loader reads."""
-    return CheckpointError(f"this is not {expected}; the file looks like {describe_checkpoint(checkpoint)}")
+def not_the_format(expected: str, checkpoint: Any, missing: Iterable[str] = ()) -> CheckpointError:
+    """The error for a file that is not in the layout a loader reads; `missing`: keys the loader
+    needs that the file lacks (the first few are named)."""
+    missing = list(missing)
+    lacks = f"; it lacks {', '.join(missing[:4])}" + (f" and {len(missing) - 4} more" if len(missing) > 4 else "") \
+        if missing else ""
+    return CheckpointError(f"this is not {expected}; the file looks like {describe_checkpoint(checkpoint)}{lacks}")
 
 
 # -------------------------------------------------------------------------- state-dict helpers

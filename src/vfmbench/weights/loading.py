@@ -94,7 +94,5 @@ def load_checkpoint_into(
     except Exception as exc:  # corrupt archives raise anything from EOFError to RuntimeError
         if location.path.is_dir():
             raise location.error(f"could not be loaded ({type(exc).__name__}: {exc})") from exc
-        if location.path.stat().st_size == 0:
-            raise location.error("could not be loaded: the file is empty") from exc
         raise location.error(f"could not be loaded: the file cannot be read as a checkpoint ({type(exc).__name__}: "
                              f"{exc}); it is damaged or of another kind") from exc
