@@ -506,3 +506,15 @@ def test_mask_and_a_masking_wrapper_in_one_command_are_refused(tmp_path, capsys)
     with pytest.raises(ConfigError, match="give masking either as mask or as task_config.wrappers, not both"):
         from_dict(RLRunSpec, {"task": "dmc_cartpole_swingup", "agent": "drqv2", "mask": "oracle",
                               "task_config": {"wrappers": [{"name": "gt_mask"}]}}, source="test")
+
+
+def test_the_default_dino_weights_list_every_samg_segmenter_as_a_user():
+    """The zoo names the SAM-G segmenters among dinov2_vitb14's users (it cannot import the masking
+    registry); the two lists must not drift apart."""
+    import vfmbench.encoders  # noqa: F401  (registers the weight sets)
+    from vfmbench.masking.segmenters import SEGMENTERS, SegmenterConfig
+    from vfmbench.weights import WEIGHTS
+
+    samg = {spec.name for spec in SEGMENTERS if spec.family == "samg"}
+    users = {u.split(" ", 1)[1] for u in WEIGHTS.get(SegmenterConfig.dino).used_by if u.startswith("segmenter ")}
+    assert len(samg) == 7 and users == samg
